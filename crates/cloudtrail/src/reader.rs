@@ -1,0 +1,657 @@
+//! Streaming reader of CloudTrail log files (`{"Records":[...]}`, gzip or plain JSON).
+//! It yields each record's raw bytes in turn; memory is bounded by the largest record.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use flate2::bufread::MultiGzDecoder;
+
+/// Why a log file could not be read to its end.
+///
+/// Every variant says how far the reader got, so a user can find the spot: `record`
+/// is the index (0-based) of the record being read when the error happened, and
+/// `offset` the byte offset in the decompressed stream.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The gzip stream or the underlying reader failed (corrupt or truncated gzip,
+    /// I/O error).
+    #[error("{kind} at decompressed offset {offset} (record {record}): {source}")]
+    Io {
+        /// What was being read: "gzip stream" or "input".
+        kind: &'static str,
+        /// Decompressed bytes read before the failure.
+        offset: u64,
+        /// Index of the record being read.
+        record: u64,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The stream ended in the middle of the JSON document.
+    #[error("truncated: input ended at offset {offset} inside record {record}")]
+    Truncated {
+        /// Decompressed bytes read.
+        offset: u64,
+        /// Index of the record being read.
+        record: u64,
+    },
+    /// The document is JSON-like but not a CloudTrail log file.
+    #[error("not a CloudTrail log file: {reason}")]
+    NotCloudTrail {
+        /// What was found instead.
+        reason: String,
+    },
+    /// The bytes are not the JSON that was expected at this point.
+    #[error("invalid JSON at offset {offset} (record {record}): expected {expected}")]
+    Syntax {
+        /// Decompressed offset of the offending byte.
+        offset: u64,
+        /// Index of the record being read.
+        record: u64,
+        /// What the reader expected.
+        expected: &'static str,
+    },
+    /// One record is larger than the configured bound.
+    #[error("record {record} is larger than the limit of {limit} bytes")]
+    RecordTooLarge {
+        /// Index of the record.
+        record: u64,
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+/// How the bytes of an object were encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// gzip (one or more members), recognised by its magic bytes, not by name.
+    Gzip,
+    /// Plain JSON text.
+    Plain,
+}
+
+/// Default bound on one record's size: CloudTrail events are at most a few hundred KB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 32 << 20;
+const READ_CHUNK: usize = 256 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    TopLevel { first: bool },
+    InRecords { first: bool },
+    Done,
+}
+
+/// Reads records one at a time from a CloudTrail log file.
+///
+/// `next_record` returns the raw bytes of the next element of the `Records` array; the
+/// slice is valid until the next call. The outer document is checked as it streams:
+/// a missing `Records` key, a `Records` that is not an array, trailing bytes or a
+/// truncated stream are errors, reported with the record index.
+pub struct LogReader<R> {
+    src: R,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+    eof: bool,
+    state: State,
+    index: u64,
+    consumed: u64,
+    max_record_bytes: usize,
+    saw_records: bool,
+}
+
+impl LogReader<Box<dyn Read + Send>> {
+    /// Opens a log file from any reader, detecting gzip by its magic bytes.
+    pub fn open<R: Read + Send + 'static>(reader: R) -> Result<(Self, Encoding), ReadError> {
+        let mut buffered = BufReader::with_capacity(64 << 10, reader);
+        let head = buffered.fill_buf().map_err(|source| ReadError::Io {
+            kind: "input",
+            offset: 0,
+            record: 0,
+            source,
+        })?;
+        if head.starts_with(&[0x1f, 0x8b]) {
+            let decoder = MultiGzDecoder::new(buffered);
+            Ok((LogReader::new(Box::new(decoder)), Encoding::Gzip))
+        } else {
+            Ok((LogReader::new(Box::new(buffered)), Encoding::Plain))
+        }
+    }
+}
+
+impl<R: Read> LogReader<R> {
+    /// Wraps an already decompressed JSON stream.
+    pub fn new(src: R) -> Self {
+        LogReader {
+            src,
+            buf: vec![0; READ_CHUNK],
+            pos: 0,
+            len: 0,
+            eof: false,
+            state: State::Start,
+            index: 0,
+            consumed: 0,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            saw_records: false,
+        }
+    }
+
+    /// Sets the largest record accepted (default [`DEFAULT_MAX_RECORD_BYTES`]).
+    pub fn with_max_record_bytes(mut self, limit: usize) -> Self {
+        self.max_record_bytes = limit.max(1024);
+        self
+    }
+
+    /// Index of the next record to be returned (= records returned so far).
+    pub fn records_read(&self) -> u64 {
+        self.index
+    }
+
+    /// Decompressed bytes consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.consumed + self.pos as u64
+    }
+
+    /// Returns the next record's raw JSON bytes, or `None` at the end of the file.
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>, ReadError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(None),
+                State::Start => {
+                    self.skip_ws_and_bom()?;
+                    match self.peek_byte()? {
+                        Some(b'{') => {
+                            self.pos += 1;
+                            self.state = State::TopLevel { first: true };
+                        }
+                        Some(_) => {
+                            return Err(ReadError::NotCloudTrail {
+                                reason: "the document is not a JSON object".into(),
+                            });
+                        }
+                        None => {
+                            return Err(ReadError::NotCloudTrail {
+                                reason: "the file is empty".into(),
+                            });
+                        }
+                    }
+                }
+                State::TopLevel { first } => {
+                    self.skip_ws()?;
+                    match self.peek_byte()? {
+                        Some(b'}') => {
+                            self.pos += 1;
+                            self.expect_end()?;
+                            self.state = State::Done;
+                            if !self.saw_records {
+                                return Err(ReadError::NotCloudTrail {
+                                    reason: "no \"Records\" array".into(),
+                                });
+                            }
+                            return Ok(None);
+                        }
+                        Some(b',') if !first => {
+                            self.pos += 1;
+                            self.skip_ws()?;
+                        }
+                        Some(_) if first => {}
+                        Some(_) => return Err(self.syntax("',' or '}' after a top-level value")),
+                        None => return Err(self.truncated()),
+                    }
+                    let key = self.scan_value()?;
+                    let is_records = {
+                        let k = &self.buf[key.0..key.1];
+                        if k.first() != Some(&b'"') {
+                            return Err(self.syntax("a string key"));
+                        }
+                        k == b"\"Records\""
+                    };
+                    self.pos = key.1;
+                    self.skip_ws()?;
+                    if self.peek_byte()? != Some(b':') {
+                        return Err(self.syntax("':' after a key"));
+                    }
+                    self.pos += 1;
+                    self.skip_ws()?;
+                    if is_records {
+                        if self.peek_byte()? != Some(b'[') {
+                            return Err(ReadError::NotCloudTrail {
+                                reason: "\"Records\" is not an array".into(),
+                            });
+                        }
+                        self.pos += 1;
+                        self.saw_records = true;
+                        self.state = State::InRecords { first: true };
+                    } else {
+                        let skipped = self.scan_value()?;
+                        self.pos = skipped.1;
+                        self.state = State::TopLevel { first: false };
+                    }
+                }
+                State::InRecords { first } => {
+                    self.skip_ws()?;
+                    match self.peek_byte()? {
+                        Some(b']') => {
+                            self.pos += 1;
+                            self.state = State::TopLevel { first: false };
+                            continue;
+                        }
+                        Some(b',') if !first => {
+                            self.pos += 1;
+                            self.skip_ws()?;
+                        }
+                        Some(_) if first => {}
+                        Some(_) => return Err(self.syntax("',' or ']' between records")),
+                        None => return Err(self.truncated()),
+                    }
+                    let (start, end) = self.scan_value()?;
+                    self.pos = end;
+                    self.index += 1;
+                    self.state = State::InRecords { first: false };
+                    return Ok(Some(&self.buf[start..end]));
+                }
+            }
+        }
+    }
+
+    fn syntax(&self, expected: &'static str) -> ReadError {
+        ReadError::Syntax {
+            offset: self.bytes_read(),
+            record: self.index,
+            expected,
+        }
+    }
+
+    fn truncated(&self) -> ReadError {
+        ReadError::Truncated {
+            offset: self.bytes_read() + (self.len - self.pos) as u64,
+            record: self.index,
+        }
+    }
+
+    /// Reads more bytes, keeping `buf[pos..len]`. Returns false at end of input.
+    fn fill(&mut self) -> Result<bool, ReadError> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 && self.buf.len() - self.len < READ_CHUNK {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.consumed += self.pos as u64;
+            self.len -= self.pos;
+            self.pos = 0;
+        }
+        if self.buf.len() - self.len < READ_CHUNK {
+            let pending = self.len - self.pos;
+            if pending > self.max_record_bytes {
+                return Err(ReadError::RecordTooLarge {
+                    record: self.index,
+                    limit: self.max_record_bytes,
+                });
+            }
+            self.buf.resize(self.len + READ_CHUNK, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.len..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    let kind = if matches!(
+                        source.kind(),
+                        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+                    ) || source.kind() == io::ErrorKind::UnexpectedEof
+                    {
+                        "gzip stream"
+                    } else {
+                        "input"
+                    };
+                    return Err(ReadError::Io {
+                        kind,
+                        offset: self.consumed + self.len as u64,
+                        record: self.index,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn peek_byte(&mut self) -> Result<Option<u8>, ReadError> {
+        if self.pos == self.len && !self.fill()? {
+            return Ok(None);
+        }
+        Ok(Some(self.buf[self.pos]))
+    }
+
+    fn skip_ws(&mut self) -> Result<(), ReadError> {
+        loop {
+            while self.pos < self.len {
+                match self.buf[self.pos] {
+                    b' ' | b'\t' | b'\n' | b'\r' => self.pos += 1,
+                    _ => return Ok(()),
+                }
+            }
+            if !self.fill()? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn skip_ws_and_bom(&mut self) -> Result<(), ReadError> {
+        while self.len - self.pos < 3 && self.fill()? {}
+        if self.buf[self.pos..self.len].starts_with(&[0xEF, 0xBB, 0xBF]) {
+            self.pos += 3;
+        }
+        self.skip_ws()
+    }
+
+    fn expect_end(&mut self) -> Result<(), ReadError> {
+        self.skip_ws()?;
+        match self.peek_byte()? {
+            None => Ok(()),
+            Some(_) => Err(self.syntax("end of file after the top-level object")),
+        }
+    }
+
+    /// Finds the extent of the JSON value starting at `pos`, reading more input as
+    /// needed. Returns absolute offsets into `buf` (valid until the next fill).
+    fn scan_value(&mut self) -> Result<(usize, usize), ReadError> {
+        let mut scan = ValueScan::default();
+        loop {
+            let start = self.pos;
+            if let Some(end) = scan.advance(&self.buf[start..self.len]) {
+                if end == 0 {
+                    return Err(self.syntax("a JSON value"));
+                }
+                return Ok((start, start + end));
+            }
+            let before = self.pos;
+            if !self.fill()? {
+                return match scan.finish_at_eof() {
+                    Some(end) => Ok((self.pos, self.pos + end)),
+                    None => Err(self.truncated()),
+                };
+            }
+            // `fill` may have moved the pending bytes to the front; the scan state is
+            // relative to the value start, so it stays valid.
+            debug_assert!(self.pos <= before);
+        }
+    }
+}
+
+/// Incremental scanner for the extent of one JSON value. It tracks nesting depth and
+/// string state; validation of the value itself is left to the JSON parser.
+#[derive(Default)]
+struct ValueScan {
+    /// Bytes of the value already scanned.
+    done: usize,
+    depth: u32,
+    in_string: bool,
+    escape: bool,
+    kind: Option<u8>,
+}
+
+impl ValueScan {
+    /// Scans `bytes` (the value from its first byte). Returns the end offset when the
+    /// value is complete.
+    fn advance(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut i = self.done;
+        while i < bytes.len() {
+            if self.in_string {
+                if self.escape {
+                    self.escape = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    None => {
+                        i = bytes.len();
+                        break;
+                    }
+                    Some(off) => {
+                        i += off;
+                        if bytes[i] == b'\\' {
+                            self.escape = true;
+                        } else {
+                            self.in_string = false;
+                            if self.depth == 0 {
+                                self.done = i + 1;
+                                return Some(i + 1);
+                            }
+                        }
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            let b = bytes[i];
+            if self.kind.is_none() {
+                self.kind = Some(b);
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    if self.depth == 0 {
+                        // A scalar ended at the enclosing container's close.
+                        self.done = i;
+                        return Some(i);
+                    }
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        self.done = i + 1;
+                        return Some(i + 1);
+                    }
+                }
+                b',' | b' ' | b'\t' | b'\n' | b'\r' | b':' if self.depth == 0 => {
+                    self.done = i;
+                    return Some(i);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.done = i;
+        None
+    }
+
+    /// At end of input: a bare scalar (number, literal) is complete; anything open is not.
+    fn finish_at_eof(&self) -> Option<usize> {
+        let scalar = matches!(self.kind, Some(b) if b != b'{' && b != b'[' && b != b'"');
+        (scalar && self.depth == 0 && !self.in_string && self.done > 0).then_some(self.done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn records(input: &[u8]) -> Result<Vec<String>, ReadError> {
+        let (mut r, _) = LogReader::open(std::io::Cursor::new(input.to_vec()))?;
+        let mut out = Vec::new();
+        while let Some(rec) = r.next_record()? {
+            out.push(String::from_utf8_lossy(rec).into_owned());
+        }
+        Ok(out)
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn reads_plain_and_gzip_records() {
+        let doc = br#"{"Records":[{"a":"x}{\"]"},{"b":[1,{"c":2}]} , 7, "s" ]}"#;
+        let expect = vec![r#"{"a":"x}{\"]"}"#, r#"{"b":[1,{"c":2}]}"#, "7", r#""s""#];
+        assert_eq!(records(doc).unwrap(), expect);
+        assert_eq!(records(&gz(doc)).unwrap(), expect);
+    }
+
+    #[test]
+    fn other_top_level_keys_are_skipped_and_bom_tolerated() {
+        let doc = b"\xEF\xBB\xBF { \"x\" : {\"Records\":[1]}, \"Records\" : [ {\"k\":1} ] , \"y\":null }\n";
+        assert_eq!(records(doc).unwrap(), vec![r#"{"k":1}"#]);
+    }
+
+    #[test]
+    fn empty_records_array_is_fine() {
+        assert!(records(br#"{"Records":[]}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn not_cloudtrail_documents_are_rejected() {
+        for doc in [
+            &br#"{"foo":[1,2]}"#[..],
+            br#"{"Records":5}"#,
+            br#"[1,2]"#,
+            b"",
+            b"hello world",
+        ] {
+            let err = records(doc).unwrap_err();
+            assert!(
+                matches!(err, ReadError::NotCloudTrail { .. }),
+                "{:?} -> {err:?}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_and_garbage_are_errors_with_record_index() {
+        let err = records(br#"{"Records":[{"a":1},{"b":"#).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Truncated { record: 1, .. }),
+            "{err:?}"
+        );
+        let err = records(br#"{"Records":[{"a":1}]} trailing"#).unwrap_err();
+        assert!(matches!(err, ReadError::Syntax { .. }), "{err:?}");
+        let err = records(br#"{"Records":[{"a":1} {"b":2}]}"#).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Syntax { record: 1, .. }),
+            "{err:?}"
+        );
+        let err = records(br#"{"Records":[{"a":1},]}"#).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Syntax { record: 1, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn corrupt_and_truncated_gzip_are_io_errors() {
+        let mut doc = String::from(r#"{"Records":["#);
+        for i in 0..2000 {
+            if i > 0 {
+                doc.push(',');
+            }
+            doc.push_str(&format!(
+                r#"{{"eventID":"{i}","pad":"{}"}}"#,
+                "x".repeat(i % 97)
+            ));
+        }
+        doc.push_str("]}");
+        let full = gz(doc.as_bytes());
+        assert_eq!(records(&full).unwrap().len(), 2000);
+        let cut = &full[..full.len() / 2];
+        let err = records(cut).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Io { .. } | ReadError::Truncated { .. }),
+            "{err:?}"
+        );
+        let mut corrupt = full.clone();
+        for b in corrupt.iter_mut().skip(20).take(200) {
+            *b ^= 0x5a;
+        }
+        assert!(records(&corrupt).is_err());
+    }
+
+    #[test]
+    fn records_larger_than_the_read_chunk_stream_through() {
+        let big = "y".repeat(3 * READ_CHUNK + 17);
+        let doc = format!(r#"{{"Records":[{{"big":"{big}"}},{{"n":1}}]}}"#);
+        let out = records(doc.as_bytes()).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), big.len() + 10);
+    }
+
+    #[test]
+    fn oversized_record_is_refused() {
+        let big = "z".repeat(4 * READ_CHUNK);
+        let doc = format!(r#"{{"Records":[{{"big":"{big}"}}]}}"#);
+        let mut r = LogReader::new(std::io::Cursor::new(doc.into_bytes()))
+            .with_max_record_bytes(READ_CHUNK);
+        let err = loop {
+            match r.next_record() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("expected an error"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(err, ReadError::RecordTooLarge { record: 0, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn memory_stays_bounded_for_many_records() {
+        struct Gen {
+            n: usize,
+            i: usize,
+            cur: Vec<u8>,
+            off: usize,
+        }
+        impl Read for Gen {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                if self.off == self.cur.len() {
+                    self.cur.clear();
+                    self.off = 0;
+                    if self.i == 0 {
+                        self.cur.extend_from_slice(br#"{"Records":["#);
+                    } else if self.i <= self.n {
+                        if self.i > 1 {
+                            self.cur.push(b',');
+                        }
+                        self.cur
+                            .extend_from_slice(br#"{"eventID":"abc","x":"0123456789"}"#);
+                    } else if self.i == self.n + 1 {
+                        self.cur.extend_from_slice(b"]}");
+                    } else {
+                        return Ok(0);
+                    }
+                    self.i += 1;
+                }
+                let n = out.len().min(self.cur.len() - self.off);
+                out[..n].copy_from_slice(&self.cur[self.off..self.off + n]);
+                self.off += n;
+                Ok(n)
+            }
+        }
+        let n = 300_000;
+        let mut r = LogReader::new(Gen {
+            n,
+            i: 0,
+            cur: Vec::new(),
+            off: 0,
+        });
+        let mut count = 0;
+        while r.next_record().unwrap().is_some() {
+            count += 1;
+        }
+        assert_eq!(count, n);
+        assert!(
+            r.buf.len() <= 2 * READ_CHUNK,
+            "buffer grew to {}",
+            r.buf.len()
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! The CloudTrail record model: every field borrowed from the input as raw JSON, in
+//! input order, with O(1) access to the fields the mapper reads. Parsing is lenient:
+//! a field of an unexpected type is kept and interpreted later, never fatal.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Top-level CloudTrail fields with a slot of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Field {
+    /// `eventVersion`
+    EventVersion,
+    /// `userIdentity`
+    UserIdentity,
+    /// `eventTime`
+    EventTime,
+    /// `eventSource`
+    EventSource,
+    /// `eventName`
+    EventName,
+    /// `awsRegion`
+    AwsRegion,
+    /// `sourceIPAddress`
+    SourceIpAddress,
+    /// `userAgent`
+    UserAgent,
+    /// `requestParameters`
+    RequestParameters,
+    /// `responseElements`
+    ResponseElements,
+    /// `additionalEventData`
+    AdditionalEventData,
+    /// `requestID`
+    RequestId,
+    /// `eventID`
+    EventId,
+    /// `eventType`
+    EventType,
+    /// `apiVersion`
+    ApiVersion,
+    /// `errorCode`
+    ErrorCode,
+    /// `errorMessage`
+    ErrorMessage,
+    /// `vpcEndpointId`
+    VpcEndpointId,
+    /// `resources`
+    Resources,
+    /// `eventCategory`
+    EventCategory,
+    /// `recipientAccountId`
+    RecipientAccountId,
+    /// `managementEvent`
+    ManagementEvent,
+}
+
+const FIELD_COUNT: usize = Field::ManagementEvent as usize + 1;
+const NONE: u16 = u16::MAX;
+
+impl Field {
+    /// The field's name in CloudTrail JSON.
+    pub fn name(self) -> &'static str {
+        FIELD_NAMES[self as usize]
+    }
+
+    fn from_name(name: &str) -> Option<Field> {
+        Some(match name {
+            "eventVersion" => Field::EventVersion,
+            "userIdentity" => Field::UserIdentity,
+            "eventTime" => Field::EventTime,
+            "eventSource" => Field::EventSource,
+            "eventName" => Field::EventName,
+            "awsRegion" => Field::AwsRegion,
+            "sourceIPAddress" => Field::SourceIpAddress,
+            "userAgent" => Field::UserAgent,
+            "requestParameters" => Field::RequestParameters,
+            "responseElements" => Field::ResponseElements,
+            "additionalEventData" => Field::AdditionalEventData,
+            "requestID" => Field::RequestId,
+            "eventID" => Field::EventId,
+            "eventType" => Field::EventType,
+            "apiVersion" => Field::ApiVersion,
+            "errorCode" => Field::ErrorCode,
+            "errorMessage" => Field::ErrorMessage,
+            "vpcEndpointId" => Field::VpcEndpointId,
+            "resources" => Field::Resources,
+            "eventCategory" => Field::EventCategory,
+            "recipientAccountId" => Field::RecipientAccountId,
+            "managementEvent" => Field::ManagementEvent,
+            _ => return None,
+        })
+    }
+}
+
+const FIELD_NAMES: [&str; FIELD_COUNT] = [
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "requestID",
+    "eventID",
+    "eventType",
+    "apiVersion",
+    "errorCode",
+    "errorMessage",
+    "vpcEndpointId",
+    "resources",
+    "eventCategory",
+    "recipientAccountId",
+    "managementEvent",
+];
+
+/// A JSON object as an ordered list of borrowed `(key, raw value)` pairs.
+#[derive(Debug, Default)]
+pub struct RawObject<'a> {
+    /// The members, in input order (duplicates kept as they appear).
+    pub members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> RawObject<'a> {
+    /// Parses `raw` as an object; `None` if it is anything else (null, array, …).
+    pub fn parse(raw: &'a RawValue) -> Option<RawObject<'a>> {
+        if !raw.get().starts_with('{') {
+            return None;
+        }
+        serde_json::from_str::<RawObject<'a>>(raw.get()).ok()
+    }
+
+    /// The last member named `key` (JSON's usual "last duplicate wins").
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// `get` then [`text`].
+    pub fn text(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.get(key).and_then(text)
+    }
+
+    /// `get` then [`RawObject::parse`].
+    pub fn object(&self, key: &str) -> Option<RawObject<'a>> {
+        self.get(key).and_then(RawObject::parse)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    members.push((k, v));
+                }
+                Ok(RawObject { members })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// One CloudTrail record: all its fields, borrowed, in input order.
+#[derive(Debug)]
+pub struct Record<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    slots: [u16; FIELD_COUNT],
+}
+
+/// Why a record's bytes could not be read as a record.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(String);
+
+impl<'a> Record<'a> {
+    /// Parses one record (a JSON object). Field types are not checked here.
+    pub fn parse(bytes: &'a [u8]) -> Result<Record<'a>, ParseError> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(ParseError("record is not a JSON object".into()));
+        }
+        let obj: RawObject<'a> =
+            serde_json::from_slice(bytes).map_err(|e| ParseError(format!("invalid JSON: {e}")))?;
+        let mut slots = [NONE; FIELD_COUNT];
+        for (i, (k, _)) in obj.members.iter().enumerate() {
+            if let Some(f) = Field::from_name(k) {
+                slots[f as usize] = i as u16;
+            }
+        }
+        if obj.members.len() >= NONE as usize {
+            return Err(ParseError(format!(
+                "record has {} fields",
+                obj.members.len()
+            )));
+        }
+        Ok(Record {
+            members: obj.members,
+            slots,
+        })
+    }
+
+    /// The raw value of a slotted field, if present (JSON `null` included).
+    #[inline]
+    pub fn raw(&self, f: Field) -> Option<&'a RawValue> {
+        match self.slots[f as usize] {
+            NONE => None,
+            i => Some(self.members[i as usize].1),
+        }
+    }
+
+    /// A slotted field as text (see [`text`]); `None` when absent or null.
+    #[inline]
+    pub fn text(&self, f: Field) -> Option<Cow<'a, str>> {
+        self.raw(f).and_then(text)
+    }
+
+    /// A slotted field as an object; `None` when absent or not an object.
+    pub fn object(&self, f: Field) -> Option<RawObject<'a>> {
+        self.raw(f).and_then(RawObject::parse)
+    }
+
+    /// Every member in input order, with the slot it fills (if any). Duplicate keys
+    /// that lost to a later duplicate report no slot.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue, Option<Field>)> + '_ {
+        self.members.iter().enumerate().map(|(i, (k, v))| {
+            let slot = Field::from_name(k).filter(|f| self.slots[*f as usize] as usize == i);
+            (k.as_ref(), *v, slot)
+        })
+    }
+
+    /// A member that has no slot, by name (last duplicate wins).
+    pub fn other(&self, key: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// A JSON value as text: strings unescaped (borrowed when they have no escapes),
+/// numbers and booleans as written, objects and arrays as their JSON text; `None` for
+/// `null`. This is how odd types in string fields are kept rather than rejected.
+pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    match s.as_bytes().first()? {
+        b'"' => {
+            let inner = &s[1..s.len() - 1];
+            if !inner.contains('\\') {
+                Some(Cow::Borrowed(inner))
+            } else {
+                serde_json::from_str::<String>(s).ok().map(Cow::Owned)
+            }
+        }
+        b'n' if s == "null" => None,
+        _ => Some(Cow::Borrowed(s)),
+    }
+}
+
+/// A JSON value as a boolean: `true`/`false`, or the strings `"true"`/`"false"` in any
+/// case (CloudTrail writes `mfaAuthenticated` and `sessionCredentialFromConsole` as
+/// strings).
+pub fn as_bool(raw: &RawValue) -> Option<bool> {
+    match raw.get() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => match text(raw)?.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// Whether a raw value is `null`, `{}` or `[]` (with any inner whitespace).
+pub fn is_empty_value(raw: &RawValue) -> bool {
+    let s = raw.get();
+    if s == "null" {
+        return true;
+    }
+    let b = s.as_bytes();
+    matches!(
+        (b.first(), b.last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+    ) && b[1..b.len() - 1].iter().all(|c| c.is_ascii_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_members_keep_input_order() {
+        let raw = br#"{"eventVersion":"1.08","eventTime":"2023-01-01T00:00:00Z","zzz":{"a":1},"eventName":"Get\u0041","readOnly":true}"#;
+        let r = Record::parse(raw).unwrap();
+        assert_eq!(r.text(Field::EventVersion).unwrap(), "1.08");
+        assert_eq!(r.text(Field::EventName).unwrap(), "GetA");
+        assert!(matches!(
+            r.text(Field::EventVersion).unwrap(),
+            Cow::Borrowed(_)
+        ));
+        assert!(r.raw(Field::EventId).is_none());
+        let names: Vec<_> = r.members().map(|(k, _, f)| (k.to_string(), f)).collect();
+        assert_eq!(names[2], ("zzz".to_string(), None));
+        assert_eq!(names[3].1, Some(Field::EventName));
+        assert_eq!(r.other("readOnly").unwrap().get(), "true");
+    }
+
+    #[test]
+    fn lenient_types() {
+        let raw =
+            br#"{"eventName":123,"errorMessage":{"x":[1,2]},"userAgent":null,"requestID":true}"#;
+        let r = Record::parse(raw).unwrap();
+        assert_eq!(r.text(Field::EventName).unwrap(), "123");
+        assert_eq!(r.text(Field::ErrorMessage).unwrap(), r#"{"x":[1,2]}"#);
+        assert!(r.text(Field::UserAgent).is_none());
+        assert!(r.raw(Field::UserAgent).is_some());
+        assert_eq!(r.text(Field::RequestId).unwrap(), "true");
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins() {
+        let r = Record::parse(br#"{"eventName":"A","eventName":"B"}"#).unwrap();
+        assert_eq!(r.text(Field::EventName).unwrap(), "B");
+        let slots: Vec<_> = r.members().map(|(_, _, f)| f).collect();
+        assert_eq!(slots, vec![None, Some(Field::EventName)]);
+    }
+
+    #[test]
+    fn rejects_non_objects_and_bad_json() {
+        for bad in [
+            &b"5"[..],
+            b"\"s\"",
+            b"[1]",
+            b"{\"a\":}",
+            b"{\"a\":\"\xff\"}",
+            b"",
+        ] {
+            assert!(
+                Record::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn bools_and_empties() {
+        let v = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        assert_eq!(as_bool(&v("true")), Some(true));
+        assert_eq!(as_bool(&v("\"False\"")), Some(false));
+        assert_eq!(as_bool(&v("\"yes\"")), None);
+        assert!(is_empty_value(&v("{ }")));
+        assert!(is_empty_value(&v("[]")));
+        assert!(is_empty_value(&v("null")));
+        assert!(!is_empty_value(&v("{\"a\":1}")));
+        let nested = v(r#"{"a":"x","b":{"c":"\"q\""}}"#);
+        let o = RawObject::parse(&nested).unwrap();
+        assert_eq!(o.object("b").unwrap().text("c").unwrap(), "\"q\"");
+        assert!(RawObject::parse(&v("[1]")).is_none());
+    }
+}

@@ -1,0 +1,203 @@
+//! Encoded partitions read back as Security Lake would see them.
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray, StructArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, LogicalType, TimeUnit, Type as PhysicalType};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use trailhouse_lake::{Layout, PartitionKey, WriteOptions, encode_partition, file_schema};
+use trailhouse_ocsf::{ObjectContext, OcsfBuilder, OcsfClass, Source};
+
+fn record(id: &str, time: &str) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","principalId":"AIDA","arn":"arn:aws:iam::123456789012:user/a","accountId":"123456789012","userName":"a"}},"eventTime":"{time}","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.1","userAgent":"ua","requestParameters":{{"x":1}},"responseElements":null,"requestID":"r","eventID":"{id}","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management"}}"#
+    )
+}
+
+fn batch(records: &[String]) -> RecordBatch {
+    let ctx = ObjectContext::default();
+    let mut b = OcsfBuilder::new();
+    for r in records {
+        b.append_bytes(r.as_bytes(), &ctx).unwrap();
+    }
+    b.finish().unwrap()
+}
+
+fn key() -> PartitionKey {
+    PartitionKey::new(
+        Source::CloudTrailMgmt,
+        OcsfClass::ApiActivity,
+        "us-east-1",
+        "123456789012",
+        20240102,
+    )
+    .unwrap()
+}
+
+fn read(bytes: &[u8]) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn rows_are_time_sorted_deduplicated_and_deterministic() {
+    let b1 = batch(&[
+        record("c", "2024-01-02T10:00:00Z"),
+        record("a", "2024-01-02T08:00:00Z"),
+        record("b", "2024-01-02T09:00:00Z"),
+    ]);
+    // A re-delivered event (same id and time) and an earlier one.
+    let b2 = batch(&[
+        record("a", "2024-01-02T08:00:00Z"),
+        record("d", "2024-01-02T07:00:00Z"),
+    ]);
+    let out = encode_partition(
+        &key(),
+        Layout::Ext,
+        &[b1.clone(), b2.clone()],
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(out.duplicates, 1);
+    assert_eq!(out.files.len(), 1);
+    let f = &out.files[0];
+    assert_eq!(f.rows, 4);
+    assert!(f.path.starts_with(
+        "ext/CLOUD_TRAIL_MGMT_API_ACTIVITY/1.0/region=us-east-1/accountId=123456789012/eventDay=20240102/"
+    ));
+    let name = f.path.rsplit('/').next().unwrap();
+    assert_eq!(name.len(), 32 + ".parquet".len());
+    assert!(
+        name[..32]
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    );
+
+    let rows = read(&f.bytes);
+    let times: Vec<i64> = rows
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("time")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted);
+    let ids: Vec<String> = rows
+        .iter()
+        .flat_map(|b| {
+            let m = b
+                .column_by_name("metadata")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .unwrap();
+            let u = m
+                .column_by_name("uid")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            (0..u.len())
+                .map(|i| u.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ids, ["d", "a", "b", "c"]);
+
+    // Same rows in another arrival order: same file name and bytes.
+    let again = encode_partition(&key(), Layout::Ext, &[b2, b1], &WriteOptions::default()).unwrap();
+    assert_eq!(again.files[0].path, f.path);
+    assert_eq!(again.files[0].bytes, f.bytes);
+}
+
+#[test]
+fn parquet_types_match_security_lake() {
+    let out = encode_partition(
+        &key(),
+        Layout::Native,
+        &[batch(&[record("a", "2024-01-02T08:00:00Z")])],
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        out.files[0]
+            .path
+            .starts_with("aws/CLOUD_TRAIL_MGMT/2.0/region=us-east-1/")
+    );
+    let bytes = bytes::Bytes::from(out.files[0].bytes.clone());
+    let reader = SerializedFileReader::new(bytes).unwrap();
+    let meta = reader.metadata();
+    let schema = meta.file_metadata().schema_descr();
+    let col = |path: &str| {
+        (0..schema.num_columns())
+            .map(|i| schema.column(i))
+            .find(|c| c.path().string() == path)
+            .unwrap_or_else(|| panic!("no column {path}"))
+    };
+    assert_eq!(col("time").physical_type(), PhysicalType::INT64);
+    assert_eq!(col("time").logical_type_ref(), None);
+    assert_eq!(col("time_dt").physical_type(), PhysicalType::INT64);
+    assert_eq!(
+        col("time_dt").logical_type_ref(),
+        Some(&LogicalType::timestamp(true, TimeUnit::MILLIS))
+    );
+    assert_eq!(col("type_uid").physical_type(), PhysicalType::INT64);
+    for c in ["class_uid", "category_uid", "activity_id", "severity_id"] {
+        assert_eq!(col(c).physical_type(), PhysicalType::INT32, "{c}");
+    }
+    assert_eq!(
+        col("unmapped.key_value.key").physical_type(),
+        PhysicalType::BYTE_ARRAY
+    );
+    assert!(matches!(
+        col("api.request.data").logical_type_ref(),
+        Some(LogicalType::String)
+    ));
+    let rg = meta.row_group(0);
+    for c in rg.columns() {
+        assert!(
+            matches!(c.compression(), Compression::ZSTD(_)),
+            "{:?}",
+            c.column_path()
+        );
+        if c.column_path().string() == "time" {
+            assert!(c.statistics().is_some(), "statistics on");
+        }
+    }
+    // The partition columns come from the path, not the file.
+    let read_schema = read(&out.files[0].bytes)[0].schema();
+    assert!(read_schema.field_with_name("region").is_err());
+    assert!(read_schema.field_with_name("accountid").is_err());
+    assert_eq!(read_schema.fields().len(), file_schema().fields().len());
+}
+
+#[test]
+fn large_partitions_split_by_rows() {
+    let records: Vec<String> = (0..25)
+        .map(|i| record(&format!("id{i:03}"), &format!("2024-01-02T00:00:{i:02}Z")))
+        .collect();
+    let opts = WriteOptions {
+        max_file_rows: 10,
+        ..WriteOptions::default()
+    };
+    let out = encode_partition(&key(), Layout::Ext, &[batch(&records)], &opts).unwrap();
+    let rows: Vec<u64> = out.files.iter().map(|f| f.rows).collect();
+    assert_eq!(rows, [10, 10, 5]);
+    assert!(
+        out.files
+            .windows(2)
+            .all(|w| w[0].time_range.1 <= w[1].time_range.0)
+    );
+    let names: std::collections::HashSet<_> = out.files.iter().map(|f| &f.path).collect();
+    assert_eq!(names.len(), 3);
+}

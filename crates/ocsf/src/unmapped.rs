@@ -1,0 +1,298 @@
+//! `unmapped` as Security Lake writes it: every CloudTrail field that no OCSF column
+//! took, flattened to dotted keys with string values (`a.b`, arrays as `a[].b` with
+//! the elements' values comma-joined, nulls and empty objects omitted).
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// The unmapped entries of one row, reusing its buffers from row to row.
+#[derive(Default)]
+pub struct Unmapped {
+    entries: Vec<(String, String)>,
+    len: usize,
+    path: String,
+}
+
+impl Unmapped {
+    /// Starts a new row.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Number of entries in the current row.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the current row has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The current row's entries in first-seen order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries[..self.len]
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The value under `key` in the current row.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Adds one value; a key seen before in this row (array elements, duplicate JSON
+    /// keys) gets the value comma-joined to what it has.
+    pub fn push(&mut self, key: &str, value: &str) {
+        push_entry(&mut self.entries, &mut self.len, key, value);
+    }
+
+    /// Flattens `raw` under the key `prefix`. Members whose path relative to `prefix`
+    /// is listed in `skip` (for example `sessionContext.attributes.creationDate`) were
+    /// mapped to a column and are left out.
+    ///
+    /// # Errors
+    /// Only when `raw` cannot be walked (nesting deeper than the JSON parser allows).
+    pub fn flatten(
+        &mut self,
+        prefix: &str,
+        raw: &RawValue,
+        skip: &[&str],
+    ) -> Result<(), serde_json::Error> {
+        self.path.clear();
+        self.path.push_str(prefix);
+        let seed = Flat {
+            path: &mut self.path,
+            entries: &mut self.entries,
+            len: &mut self.len,
+            skip,
+            root: prefix.len(),
+        };
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        seed.deserialize(&mut de)
+    }
+}
+
+fn push_entry(entries: &mut Vec<(String, String)>, len: &mut usize, key: &str, value: &str) {
+    if let Some((_, v)) = entries[..*len].iter_mut().find(|(k, _)| k == key) {
+        v.push(',');
+        v.push_str(value);
+        return;
+    }
+    if *len == entries.len() {
+        entries.push((String::new(), String::new()));
+    }
+    let (k, v) = &mut entries[*len];
+    k.clear();
+    k.push_str(key);
+    v.clear();
+    v.push_str(value);
+    *len += 1;
+}
+
+struct Flat<'u> {
+    path: &'u mut String,
+    entries: &'u mut Vec<(String, String)>,
+    len: &'u mut usize,
+    skip: &'u [&'u str],
+    root: usize,
+}
+
+impl Flat<'_> {
+    fn reborrow(&mut self) -> Flat<'_> {
+        Flat {
+            path: self.path,
+            entries: self.entries,
+            len: self.len,
+            skip: self.skip,
+            root: self.root,
+        }
+    }
+
+    fn emit(self, value: &str) {
+        push_entry(self.entries, self.len, self.path, value);
+    }
+
+    fn skipped(&self) -> bool {
+        !self.skip.is_empty() && self.path.len() > self.root && {
+            let rel = &self.path[self.root + 1..];
+            self.skip.contains(&rel)
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Flat<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Flat<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.emit(if v { "true" } else { "false" });
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.emit(itoa::Buffer::new().format(v));
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.emit(itoa::Buffer::new().format(v));
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        // Shortest text that reads back as the same number.
+        self.emit(&format!("{v:?}"));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.emit(v);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let saved = self.path.len();
+        self.path.push_str("[]");
+        while seq.next_element_seed(self.reborrow())?.is_some() {}
+        self.path.truncate(saved);
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let saved = self.path.len();
+        let mut key_buf = String::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            key_buf.clear();
+            key_buf.push_str(&key);
+            self.path.truncate(saved);
+            self.path.push('.');
+            self.path.push_str(&key_buf);
+            if self.skipped() {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                map.next_value_seed(self.reborrow())?;
+            }
+        }
+        self.path.truncate(saved);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(prefix: &str, json: &str, skip: &[&str]) -> Vec<(String, String)> {
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        let mut u = Unmapped::default();
+        u.flatten(prefix, &raw, skip).unwrap();
+        u.entries()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn scalars_become_strings() {
+        assert_eq!(flat("readOnly", "false", &[]), kv(&[("readOnly", "false")]));
+        assert_eq!(flat("n", "33120", &[]), kv(&[("n", "33120")]));
+        assert_eq!(flat("n", "-7", &[]), kv(&[("n", "-7")]));
+        assert_eq!(flat("n", "1.5", &[]), kv(&[("n", "1.5")]));
+        assert_eq!(flat("s", r#""a\"b\u00e9""#, &[]), kv(&[("s", "a\"bé")]));
+        assert_eq!(flat("e", r#""""#, &[]), kv(&[("e", "")]));
+        assert!(flat("z", "null", &[]).is_empty());
+    }
+
+    #[test]
+    fn objects_nest_with_dots_and_drop_nulls_and_empties() {
+        let got = flat(
+            "userIdentity",
+            r#"{"type":"AssumedRole","sessionContext":{"sessionIssuer":{"type":"Role","userName":"Admin"},"webIdFederationData":{},"attributes":{"creationDate":"x","mfaAuthenticated":"false"}},"gone":null}"#,
+            &[
+                "type",
+                "sessionContext.attributes.creationDate",
+                "sessionContext.attributes.mfaAuthenticated",
+            ],
+        );
+        assert_eq!(
+            got,
+            kv(&[
+                ("userIdentity.sessionContext.sessionIssuer.type", "Role"),
+                (
+                    "userIdentity.sessionContext.sessionIssuer.userName",
+                    "Admin"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn arrays_join_values_per_path() {
+        let got = flat(
+            "resources",
+            r#"[{"ARN":"a1","type":"T"},{"ARN":"a2","accountId":"1"},{"ARN":null}]"#,
+            &[],
+        );
+        assert_eq!(
+            got,
+            kv(&[
+                ("resources[].ARN", "a1,a2"),
+                ("resources[].type", "T"),
+                ("resources[].accountId", "1")
+            ])
+        );
+        assert_eq!(flat("a", r#"["x","y",3]"#, &[]), kv(&[("a[]", "x,y,3")]));
+        assert_eq!(
+            flat(
+                "c",
+                r#"{"s":{"conditions":[{"status":"False"},{"status":"False"}]}}"#,
+                &[]
+            ),
+            kv(&[("c.s.conditions[].status", "False,False")])
+        );
+        assert!(flat("e", "[]", &[]).is_empty());
+    }
+
+    #[test]
+    fn rows_reuse_buffers_and_merge_duplicates() {
+        let mut u = Unmapped::default();
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"k":"1","k":"2"}"#).unwrap();
+        u.flatten("d", &raw, &[]).unwrap();
+        assert_eq!(u.get("d.k"), Some("1,2"));
+        u.clear();
+        assert!(u.is_empty());
+        u.push("x", "y");
+        assert_eq!(u.entries().collect::<Vec<_>>(), vec![("x", "y")]);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(
+            flat("d", &deep, &[]),
+            kv(&[(&format!("d{}", "[]".repeat(100)), "1")])
+        );
+        // serde_json accepts this as a raw value; walking it must fail cleanly.
+        let deeper = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+        let raw: Box<RawValue> = serde_json::from_str(&deeper).unwrap();
+        assert!(Unmapped::default().flatten("d", &raw, &[]).is_err());
+    }
+}

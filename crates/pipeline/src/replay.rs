@@ -1,0 +1,501 @@
+//! Replay of local CloudTrail files into a local lake, on all cores, in bounded
+//! memory, with the same output for the same input.
+//!
+//! Objects are dealt round-robin to worker threads that map them in chunks; one
+//! aggregator applies the chunks strictly in object order (so flush points, and hence
+//! files, do not depend on thread timing) and hands full partitions to encoder
+//! threads. Every channel is bounded; buffered plus in-flight Arrow data is kept
+//! under the flush policy's `max_buffer_bytes`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use serde::Serialize;
+use trailhouse_lake::{
+    FlushPolicy, Layout, PartitionBuffers, PartitionKey, Pending, WriteOptions, encode_partition,
+};
+
+use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, SkipReason};
+use crate::quarantine::{QUARANTINE_DIR, Quarantine, write_atomic};
+
+/// Why a replay job failed as a whole (as opposed to bad input, which is quarantined).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// An input path does not exist or cannot be listed.
+    #[error("cannot read input {path}: {source}")]
+    Input {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The lake (or its quarantine) cannot be written.
+    #[error("cannot write to the lake at {path}: {source}")]
+    Lake {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding Parquet failed (a bug, reported rather than hidden).
+    #[error("encoding partition {partition}: {message}")]
+    Encode {
+        /// The partition.
+        partition: String,
+        /// The error.
+        message: String,
+    },
+    /// A worker thread stopped unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How a replay runs.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Bucket layout of the lake.
+    pub layout: Layout,
+    /// Worker threads for mapping, and as many for encoding (≥ 1).
+    pub threads: usize,
+    /// When partitions are written.
+    pub flush: FlushPolicy,
+    /// Parquet settings.
+    pub write: WriteOptions,
+    /// Rows per mapped chunk.
+    pub chunk_rows: usize,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            layout: Layout::Ext,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            flush: FlushPolicy::default(),
+            write: WriteOptions::default(),
+            chunk_rows: 4096,
+        }
+    }
+}
+
+/// What a replay did. `records_read = rows written + duplicates_dropped +
+/// records_quarantined`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// Log objects read (completely or until they failed).
+    pub objects_read: u64,
+    /// Objects skipped as digest files.
+    pub objects_skipped_digest: u64,
+    /// Objects skipped as CloudTrail Insights files.
+    pub objects_skipped_insight: u64,
+    /// Objects that could not be read to their end, copied to quarantine.
+    pub objects_quarantined: u64,
+    /// Records read from objects.
+    pub records_read: u64,
+    /// Records that could not be mapped, written to quarantine.
+    pub records_quarantined: u64,
+    /// Rows left out as exact duplicates (same eventID and eventTime in a partition).
+    pub duplicates_dropped: u64,
+    /// Rows written, by OCSF class name.
+    pub rows_written: BTreeMap<String, u64>,
+    /// Rows written, by source name.
+    pub rows_by_source: BTreeMap<String, u64>,
+    /// Parquet files written.
+    pub files_written: u64,
+    /// Bytes of the input objects as stored (compressed).
+    pub bytes_in: u64,
+    /// Bytes of JSON read after decompression.
+    pub bytes_uncompressed: u64,
+    /// Bytes of Parquet written.
+    pub bytes_written: u64,
+    /// Wall time in seconds.
+    pub elapsed_secs: f64,
+    /// Records read per second.
+    pub records_per_sec: f64,
+    /// Uncompressed megabytes (10^6) read per second.
+    pub mb_per_sec: f64,
+}
+
+impl Summary {
+    /// Total rows written.
+    pub fn rows_total(&self) -> u64 {
+        self.rows_written.values().sum()
+    }
+
+    /// A short human summary.
+    pub fn human(&self) -> String {
+        let classes: Vec<String> = self
+            .rows_written
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(
+            "objects   {} read, {} quarantined, {} digest + {} insight files skipped\n\
+             records   {} read, {} quarantined, {} duplicates dropped\n\
+             rows      {} written ({})\n\
+             files     {} Parquet files, {} bytes (input {} bytes, {} uncompressed)\n\
+             elapsed   {:.2} s, {:.0} records/s, {:.1} MB/s uncompressed",
+            self.objects_read,
+            self.objects_quarantined,
+            self.objects_skipped_digest,
+            self.objects_skipped_insight,
+            self.records_read,
+            self.records_quarantined,
+            self.duplicates_dropped,
+            self.rows_total(),
+            if classes.is_empty() {
+                "none".to_string()
+            } else {
+                classes.join(", ")
+            },
+            self.files_written,
+            self.bytes_written,
+            self.bytes_in,
+            self.bytes_uncompressed,
+            self.elapsed_secs,
+            self.records_per_sec,
+            self.mb_per_sec,
+        )
+    }
+}
+
+/// A local input object: its path and the key it is known by (relative, `/`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LocalObject {
+    /// The key: the path relative to the input root it was found under.
+    pub key: String,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// Lists CloudTrail files (`*.json`, `*.json.gz`, `*.gz`) under the inputs,
+/// recursively, sorted by key; `exclude` (the lake) is never entered. Symbolic links
+/// to directories are not followed.
+pub fn discover(
+    inputs: &[PathBuf],
+    exclude: Option<&Path>,
+) -> Result<Vec<LocalObject>, ReplayError> {
+    let exclude = exclude.and_then(|p| p.canonicalize().ok());
+    let mut out = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|source| ReplayError::Input {
+            path: input.clone(),
+            source,
+        })?;
+        if meta.is_file() {
+            out.push(LocalObject {
+                key: input.to_string_lossy().replace('\\', "/"),
+                path: input.clone(),
+            });
+            continue;
+        }
+        let mut stack = vec![input.clone()];
+        while let Some(dir) = stack.pop() {
+            if exclude.is_some() && dir.canonicalize().ok() == exclude {
+                continue;
+            }
+            let entries = std::fs::read_dir(&dir).map_err(|source| ReplayError::Input {
+                path: dir.clone(),
+                source,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| ReplayError::Input {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let path = entry.path();
+                let ft = entry.file_type().map_err(|source| ReplayError::Input {
+                    path: path.clone(),
+                    source,
+                })?;
+                if ft.is_dir() {
+                    stack.push(path);
+                } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
+                    let name = entry.file_name().to_string_lossy().to_string();
+                    if name.ends_with(".json")
+                        || name.ends_with(".json.gz")
+                        || name.ends_with(".gz")
+                    {
+                        let rel = path.strip_prefix(input).unwrap_or(&path);
+                        out.push(LocalObject {
+                            key: rel.to_string_lossy().replace('\\', "/"),
+                            path,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}
+
+enum Msg {
+    Event(ObjectEvent),
+    Done {
+        outcome: ObjectOutcome,
+        bytes_in: u64,
+    },
+}
+
+struct Encoded {
+    key: PartitionKey,
+    rows: u64,
+    files: u64,
+    bytes: u64,
+    duplicates: u64,
+    arrow_bytes: usize,
+}
+
+/// Replays local files into the lake at `lake`.
+///
+/// # Errors
+/// When the job itself fails: an input that cannot be listed, a lake that cannot be
+/// written. Bad input never fails the job: it is quarantined and counted.
+pub fn replay_local(
+    inputs: &[PathBuf],
+    lake: &Path,
+    opts: &ReplayOptions,
+) -> Result<Summary, ReplayError> {
+    let started = Instant::now();
+    let lake_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReplayError::Lake { path, source }
+    };
+    std::fs::create_dir_all(lake).map_err(lake_err(lake))?;
+    // Fail early, with the lake's path, if it is not writable.
+    write_atomic(&lake.join(".trailhouse-write-check"), b"ok").map_err(lake_err(lake))?;
+    let _ = std::fs::remove_file(lake.join(".trailhouse-write-check"));
+    let objects = discover(inputs, Some(lake))?;
+    let threads = opts.threads.max(1).min(objects.len().max(1));
+
+    let mut summary = Summary::default();
+    std::thread::scope(|s| -> Result<(), ReplayError> {
+        let mut receivers = Vec::with_capacity(threads);
+        for w in 0..threads {
+            let (tx, rx) = bounded::<Msg>(2);
+            receivers.push(rx);
+            let objects = &objects;
+            let chunk_rows = opts.chunk_rows;
+            s.spawn(move || worker(objects, w, threads, chunk_rows, tx));
+        }
+        let (enc_tx, enc_rx) = bounded::<(PartitionKey, Pending)>(0);
+        let (res_tx, res_rx) = unbounded::<Result<Encoded, ReplayError>>();
+        for _ in 0..threads {
+            let (enc_rx, res_tx) = (enc_rx.clone(), res_tx.clone());
+            s.spawn(move || encoder(lake, opts, enc_rx, res_tx));
+        }
+        drop(res_tx);
+        aggregate(
+            &objects,
+            lake,
+            opts,
+            receivers,
+            enc_tx,
+            res_rx,
+            &mut summary,
+        )
+    })?;
+
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    if summary.elapsed_secs > 0.0 {
+        summary.records_per_sec = summary.records_read as f64 / summary.elapsed_secs;
+        summary.mb_per_sec = summary.bytes_uncompressed as f64 / 1e6 / summary.elapsed_secs;
+    }
+    Ok(summary)
+}
+
+fn worker(objects: &[LocalObject], w: usize, stride: usize, chunk_rows: usize, tx: Sender<Msg>) {
+    let mut processor = ObjectProcessor::default();
+    processor.chunk_rows = chunk_rows;
+    for obj in objects.iter().skip(w).step_by(stride) {
+        let (outcome, bytes_in) = match File::open(&obj.path) {
+            Ok(file) => {
+                let bytes_in = file.metadata().map_or(0, |m| m.len());
+                let mut closed = false;
+                let outcome = processor.process(&obj.key, file, &mut |ev| {
+                    if !closed && tx.send(Msg::Event(ev)).is_err() {
+                        closed = true;
+                    }
+                });
+                if closed {
+                    return;
+                }
+                (outcome, bytes_in)
+            }
+            Err(e) => (
+                ObjectOutcome::Failed {
+                    reason: format!("cannot open {}: {e}", obj.path.display()),
+                    records: 0,
+                    bytes: 0,
+                },
+                0,
+            ),
+        };
+        if tx.send(Msg::Done { outcome, bytes_in }).is_err() {
+            return;
+        }
+    }
+}
+
+fn encoder(
+    lake: &Path,
+    opts: &ReplayOptions,
+    jobs: Receiver<(PartitionKey, Pending)>,
+    results: Sender<Result<Encoded, ReplayError>>,
+) {
+    for (key, pending) in jobs {
+        let result = encode_partition(&key, opts.layout, &pending.batches, &opts.write)
+            .map_err(|e| ReplayError::Encode {
+                partition: key.to_string(),
+                message: e.to_string(),
+            })
+            .and_then(|enc| {
+                let mut bytes = 0;
+                for f in &enc.files {
+                    let path = lake.join(&f.path);
+                    write_atomic(&path, &f.bytes)
+                        .map_err(|source| ReplayError::Lake { path, source })?;
+                    bytes += f.bytes.len() as u64;
+                }
+                Ok(Encoded {
+                    rows: enc.files.iter().map(|f| f.rows).sum(),
+                    files: enc.files.len() as u64,
+                    bytes,
+                    duplicates: enc.duplicates,
+                    arrow_bytes: pending.bytes,
+                    key,
+                })
+            });
+        if results.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+fn aggregate(
+    objects: &[LocalObject],
+    lake: &Path,
+    opts: &ReplayOptions,
+    receivers: Vec<Receiver<Msg>>,
+    enc_tx: Sender<(PartitionKey, Pending)>,
+    res_rx: Receiver<Result<Encoded, ReplayError>>,
+    summary: &mut Summary,
+) -> Result<(), ReplayError> {
+    let mut buffers = PartitionBuffers::new(opts.flush.clone());
+    let mut quarantine = Quarantine::new(lake);
+    let q_err = |source| ReplayError::Lake {
+        path: lake.join(QUARANTINE_DIR),
+        source,
+    };
+    let mut in_flight = 0usize;
+    let account = |r: Result<Encoded, ReplayError>,
+                   in_flight: &mut usize,
+                   summary: &mut Summary|
+     -> Result<(), ReplayError> {
+        let e = r?;
+        *in_flight -= e.arrow_bytes;
+        *summary
+            .rows_written
+            .entry(e.key.class().name().to_string())
+            .or_default() += e.rows;
+        *summary
+            .rows_by_source
+            .entry(e.key.source().name().to_string())
+            .or_default() += e.rows;
+        summary.files_written += e.files;
+        summary.bytes_written += e.bytes;
+        summary.duplicates_dropped += e.duplicates;
+        Ok(())
+    };
+    let send = |job: (PartitionKey, Pending), in_flight: &mut usize| -> Result<(), ReplayError> {
+        *in_flight += job.1.bytes;
+        enc_tx
+            .send(job)
+            .map_err(|_| ReplayError::Internal("encoder threads stopped".into()))
+    };
+    for (i, obj) in objects.iter().enumerate() {
+        let rx = &receivers[i % receivers.len()];
+        loop {
+            let msg = rx.recv().map_err(|_| {
+                ReplayError::Internal(format!("worker stopped while reading {}", obj.key))
+            })?;
+            match msg {
+                Msg::Event(ObjectEvent::Rows(parts)) => {
+                    for (key, batch) in parts {
+                        for job in buffers.add(key, batch, 0) {
+                            send(job, &mut in_flight)?;
+                        }
+                    }
+                    // Keep buffered + encoding data under the memory bound.
+                    while buffers.total_bytes() + in_flight > opts.flush.max_buffer_bytes
+                        && in_flight > 0
+                    {
+                        let r = res_rx
+                            .recv()
+                            .map_err(|_| ReplayError::Internal("encoders stopped".into()))?;
+                        account(r, &mut in_flight, summary)?;
+                    }
+                }
+                Msg::Event(ObjectEvent::BadRecord {
+                    index,
+                    reason,
+                    bytes,
+                }) => {
+                    summary.records_quarantined += 1;
+                    quarantine
+                        .record(&obj.key, index, &reason, &bytes)
+                        .map_err(q_err)?;
+                }
+                Msg::Done { outcome, bytes_in } => {
+                    summary.bytes_in += bytes_in;
+                    match outcome {
+                        ObjectOutcome::Complete { records, bytes } => {
+                            summary.objects_read += 1;
+                            summary.records_read += records;
+                            summary.bytes_uncompressed += bytes;
+                        }
+                        ObjectOutcome::Skipped(SkipReason::Digest) => {
+                            summary.objects_skipped_digest += 1
+                        }
+                        ObjectOutcome::Skipped(SkipReason::Insight) => {
+                            summary.objects_skipped_insight += 1
+                        }
+                        ObjectOutcome::Failed {
+                            reason,
+                            records,
+                            bytes,
+                        } => {
+                            summary.objects_read += 1;
+                            summary.objects_quarantined += 1;
+                            summary.records_read += records;
+                            summary.bytes_uncompressed += bytes;
+                            tracing::warn!(object = %obj.key, %reason, records_before_error = records, "object quarantined");
+                            quarantine
+                                .object_file(&obj.key, &reason, records, &obj.path)
+                                .map_err(q_err)?;
+                        }
+                    }
+                    break;
+                }
+            }
+            while let Ok(r) = res_rx.try_recv() {
+                account(r, &mut in_flight, summary)?;
+            }
+        }
+    }
+    drop(receivers);
+    for job in buffers.drain() {
+        send(job, &mut in_flight)?;
+    }
+    drop(enc_tx);
+    for r in res_rx {
+        account(r, &mut in_flight, summary)?;
+    }
+    Ok(())
+}
