@@ -17,13 +17,12 @@ SCRIPT = HERE / "ocsf_validate.py"
 sys.path.insert(0, str(HERE))
 import ocsf_validate  # noqa: E402
 
-# shared/ sits beside the repo clone (locally /work/shared, in CI next to the fresh clone).
-SHARED = Path(os.environ.get("TRAILHOUSE_SHARED", HERE.parents[2] / "shared"))
-GOLDEN_DIR = SHARED / "reference" / "ocsf-examples-cloudtrail-1.1.0"
+# The published Security Lake samples, vendored with the Rust golden tests.
+GOLDEN_DIR = HERE.parents[1] / "crates" / "ocsf" / "tests" / "golden"
 GOLDENS = {
-    6003: GOLDEN_DIR / "API_Activity" / "samples" / "generic_api_activity.ocsf",
-    3002: GOLDEN_DIR / "Authentication" / "samples" / "authentication.ocsf",
-    3001: GOLDEN_DIR / "Account_Change" / "samples" / "account_change.ocsf",
+    6003: GOLDEN_DIR / "generic_api_activity.ocsf",
+    3002: GOLDEN_DIR / "authentication.ocsf",
+    3001: GOLDEN_DIR / "account_change.ocsf",
 }
 
 

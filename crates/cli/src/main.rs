@@ -69,6 +69,9 @@ enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Write a realistic synthetic CloudTrail tree (AWSLogs/… layout) for tests,
+    /// demos and benchmarks, with a manifest of what a correct pipeline produces.
+    Generate(GenerateArgs),
     /// Print the Glue/Athena DDL for the lake's tables.
     Ddl {
         /// Layout of the lake.
@@ -109,6 +112,104 @@ struct ReplayArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Random seed (same seed, same files).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of accounts.
+    #[arg(long, default_value_t = 3)]
+    accounts: usize,
+    /// Regions, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "us-east-1,eu-west-1,ap-southeast-2"
+    )]
+    regions: Vec<String>,
+    /// First day, YYYY-MM-DD.
+    #[arg(long, default_value = "2024-03-09")]
+    start: String,
+    /// Number of days.
+    #[arg(long, default_value_t = 2)]
+    days: u32,
+    /// Number of log files.
+    #[arg(long, default_value_t = 12)]
+    files: usize,
+    /// Records per log file.
+    #[arg(long, default_value_t = 50)]
+    records_per_file: usize,
+    /// Organization trail id (AWSLogs/o-…/account/…).
+    #[arg(long)]
+    org_id: Option<String>,
+    /// Key prefix before AWSLogs/.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Add corrupt, truncated, non-CloudTrail, digest, Insights files and hostile records.
+    #[arg(long)]
+    hostile: bool,
+    /// Some request/response payloads of tens of KB.
+    #[arg(long)]
+    large_payloads: bool,
+    /// Instead of a tree, write one log file of about this many uncompressed bytes
+    /// (e.g. 2GiB) under OUT/AWSLogs/…, streamed.
+    #[arg(long, value_parser = parse_size)]
+    large_file: Option<usize>,
+    /// Write the manifest (expected results) as JSON to this file.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let manifest = if let Some(bytes) = a.large_file {
+        // CloudTrail's own layout and naming: the key names account and region.
+        let dir = a
+            .out
+            .join("AWSLogs/123456789012/CloudTrail/us-east-1/2024/03/09");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file =
+            dir.join("123456789012_CloudTrail_us-east-1_20240309T1200Z_LargeFile0000000.json.gz");
+        trailhouse_corpus::large_log_file(&file, a.seed, bytes as u64)?
+    } else {
+        let mut parts = a.start.split('-').map(|p| p.parse::<u32>());
+        let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d)), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            bail!("--start must be YYYY-MM-DD, got {:?}", a.start);
+        };
+        let spec = trailhouse_corpus::CorpusSpec {
+            seed: a.seed,
+            accounts: a.accounts.max(1),
+            regions: a.regions,
+            start_day: (y as i32, m, d),
+            days: a.days.max(1),
+            files: a.files,
+            records_per_file: a.records_per_file,
+            org_id: a.org_id,
+            key_prefix: a.prefix,
+            hostile: a.hostile,
+            large_payloads: a.large_payloads,
+        };
+        trailhouse_corpus::generate(&spec, &a.out)?
+    };
+    eprintln!(
+        "generated {} objects, {} records ({} valid, {} to quarantine), {} bytes of JSON",
+        manifest.objects_total,
+        manifest.records_total,
+        manifest.records_valid,
+        manifest.records_quarantined,
+        manifest.uncompressed_bytes
+    );
+    if let Some(path) = a.manifest {
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Parses `123`, `64KiB`, `64MiB`, `1GiB`, `10MB`, `1GB` (case-insensitive).
@@ -196,6 +297,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Generate(args) => generate(args),
         Command::Ddl { layout, location } => {
             print!(
                 "{}",

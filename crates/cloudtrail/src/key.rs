@@ -41,7 +41,9 @@ pub fn classify_key(key: &str) -> KeyKind {
         if file.contains("_CloudTrail-Insight_") {
             return KeyKind::Insight(KeyParts::default());
         }
-        return KeyKind::Other;
+        // A log file moved out of its tree still names its account and region:
+        // `{account}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`.
+        return file_name_parts(file).map_or(KeyKind::Other, KeyKind::Log);
     };
     let prefix = key[..at].trim_end_matches('/').to_string();
     let mut segs = key[at + "AWSLogs/".len()..].split('/');
@@ -83,6 +85,29 @@ pub fn classify_key(key: &str) -> KeyKind {
         _ if file.contains("_CloudTrail-Insight_") => KeyKind::Insight(parts),
         _ => KeyKind::Other,
     }
+}
+
+fn file_name_parts(file: &str) -> Option<KeyParts> {
+    let mut it = file.splitn(4, '_');
+    let (account, tag, region, rest) = (it.next()?, it.next()?, it.next()?, it.next()?);
+    if tag != "CloudTrail"
+        || account.is_empty()
+        || !account.bytes().all(|b| b.is_ascii_digit())
+        || region.is_empty()
+    {
+        return None;
+    }
+    let day = rest
+        .get(..8)
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok());
+    Some(KeyParts {
+        prefix: String::new(),
+        org_id: None,
+        account: account.to_string(),
+        region: region.to_string(),
+        day,
+    })
 }
 
 fn find_awslogs(key: &str) -> Option<usize> {
@@ -154,6 +179,19 @@ mod tests {
             KeyKind::Digest(_)
         ));
         assert_eq!(classify_key("some/other/file.json.gz"), KeyKind::Other);
+        // A log file outside its tree: the name still gives account and region.
+        match classify_key(
+            "flat/111122223333_CloudTrail_eu-west-1_20240309T1200Z_abcdefghijklmnop.json.gz",
+        ) {
+            KeyKind::Log(p) => {
+                assert_eq!(
+                    (p.account.as_str(), p.region.as_str(), p.day),
+                    ("111122223333", "eu-west-1", Some(20240309))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(classify_key("x/abc_CloudTrail_r_1.json.gz"), KeyKind::Other);
         assert_eq!(
             classify_key("notAWSLogs/1/CloudTrail/r/2020/01/01/f"),
             KeyKind::Other

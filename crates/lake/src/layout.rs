@@ -76,7 +76,7 @@ impl PartitionKey {
         let (m, d) = (day / 100 % 100, day % 100);
         if !(1..=12).contains(&m)
             || !(1..=31).contains(&d)
-            || !(1970_01_01..=9999_12_31).contains(&day)
+            || !(19_700_101..=99_991_231).contains(&day)
         {
             return Err(PartitionError::Day(day));
         }

@@ -1,1 +1,67 @@
-fn main() {}
+//! Mapper throughput on realistic generated records: parse only (the floor for this
+//! stage), parse + map into Arrow builders, and the batch build.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use trailhouse_cloudtrail::Record;
+use trailhouse_corpus::{CorpusSpec, records};
+use trailhouse_ocsf::{ObjectContext, OcsfBuilder};
+
+fn corpus() -> Vec<String> {
+    let spec = CorpusSpec {
+        seed: 42,
+        accounts: 5,
+        days: 2,
+        files: 40,
+        records_per_file: 100,
+        large_payloads: true,
+        ..CorpusSpec::default()
+    };
+    records(&spec).map(|r| r.json).collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let recs = corpus();
+    let bytes: usize = recs.iter().map(String::len).sum();
+    let ctx = ObjectContext::default();
+    let mut g = c.benchmark_group("mapper");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.sample_size(20);
+    g.bench_function("parse_record", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for r in &recs {
+                n += Record::parse(r.as_bytes()).map_or(0, |r| r.members().count());
+            }
+            n
+        })
+    });
+    g.bench_function("map_to_builders", |b| {
+        b.iter_batched(
+            OcsfBuilder::new,
+            |mut builder| {
+                for r in &recs {
+                    let _ = builder.append_bytes(r.as_bytes(), &ctx);
+                }
+                builder
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("map_and_finish", |b| {
+        let mut builder = OcsfBuilder::new();
+        b.iter(|| {
+            let mut rows = 0;
+            for chunk in recs.chunks(4096) {
+                for r in chunk {
+                    let _ = builder.append_bytes(r.as_bytes(), &ctx);
+                }
+                rows += builder.finish().map_or(0, |b| b.num_rows());
+            }
+            rows
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -244,6 +244,9 @@ fn hostname_like(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
+/// One entry of `resources[]`: uid (the ARN), owner account, type.
+type Resource<'a> = (Cow<'a, str>, Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+
 /// The parts of `userIdentity` the mapper reads.
 #[derive(Default)]
 struct Identity<'a> {
@@ -549,8 +552,7 @@ impl OcsfBuilder {
         } else {
             None
         };
-        let mut resource_rows: Vec<(Cow<'a, str>, Option<Cow<'a, str>>, Option<Cow<'a, str>>)> =
-            Vec::new();
+        let mut resource_rows: Vec<Resource<'a>> = Vec::new();
         for (name, raw, slot) in rec.members() {
             let flatten_all = match slot {
                 None => true,
@@ -581,14 +583,11 @@ impl OcsfBuilder {
                         .map_err(|e| MapError::Unflattenable(name.to_string(), e.to_string()))?;
                     false
                 }
-                Some(Field::Resources) => {
-                    if class == OcsfClass::ApiActivity {
-                        self.resources(raw, &mut resource_rows)?;
-                        false
-                    } else {
-                        true
-                    }
+                Some(Field::Resources) if class == OcsfClass::ApiActivity => {
+                    self.resources(raw, &mut resource_rows)?;
+                    false
                 }
+                Some(Field::Resources) => true,
                 Some(Field::RecipientAccountId | Field::ManagementEvent) => true,
                 Some(_) => false,
             };
@@ -893,7 +892,7 @@ impl OcsfBuilder {
     fn resources<'a>(
         &mut self,
         raw: &'a RawValue,
-        out: &mut Vec<(Cow<'a, str>, Option<Cow<'a, str>>, Option<Cow<'a, str>>)>,
+        out: &mut Vec<Resource<'a>>,
     ) -> Result<(), MapError> {
         let unflat =
             |e: serde_json::Error| MapError::Unflattenable("resources".into(), e.to_string());

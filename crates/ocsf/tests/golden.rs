@@ -29,11 +29,11 @@ fn normalize(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
-                if k.ends_with("_dt") {
-                    if let Some(ms) = val.as_str().and_then(parse_rfc3339_ms) {
-                        *val = Value::from(ms);
-                        continue;
-                    }
+                if k.ends_with("_dt")
+                    && let Some(ms) = val.as_str().and_then(parse_rfc3339_ms)
+                {
+                    *val = Value::from(ms);
+                    continue;
                 }
                 normalize(val);
             }

@@ -350,7 +350,8 @@ fn fallbacks_and_lenient_types() {
 #[test]
 fn records_that_must_be_refused() {
     let ctx = ObjectContext::default();
-    let cases: Vec<(Value, fn(&MapError) -> bool)> = vec![
+    type Case = (Value, fn(&MapError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             {
                 let mut r = base("a.amazonaws.com", "X");

@@ -46,10 +46,10 @@ pub fn convert_local(
             ObjectEvent::Rows(parts) => {
                 for (_, batch) in parts {
                     summary.rows += batch.num_rows() as u64;
-                    if write_err.is_none() {
-                        if let Err(e) = write_json_lines(&mut *out, &batch) {
-                            write_err = Some(std::io::Error::other(e));
-                        }
+                    if write_err.is_none()
+                        && let Err(e) = write_json_lines(&mut *out, &batch)
+                    {
+                        write_err = Some(std::io::Error::other(e));
                     }
                 }
             }

@@ -84,6 +84,14 @@ impl Default for ObjectProcessor {
 }
 
 impl ObjectProcessor {
+    /// A processor handing out batches of at most `chunk_rows` rows.
+    pub fn with_chunk_rows(chunk_rows: usize) -> Self {
+        ObjectProcessor {
+            chunk_rows: chunk_rows.max(1),
+            ..ObjectProcessor::default()
+        }
+    }
+
     /// Processes the object named `key` whose bytes `reader` yields, reporting rows
     /// and bad records to `sink` as it goes.
     pub fn process<R: Read + Send + 'static>(
@@ -161,15 +169,15 @@ impl ObjectProcessor {
                         },
                     };
                     self.row_parts.push(slot as u16);
-                    if self.builder.len() >= self.chunk_rows || self.keys.len() >= u16::MAX as usize
+                    if (self.builder.len() >= self.chunk_rows
+                        || self.keys.len() >= u16::MAX as usize)
+                        && let Err(reason) = self.flush_chunk(sink)
                     {
-                        if let Err(reason) = self.flush_chunk(sink) {
-                            return ObjectOutcome::Failed {
-                                reason,
-                                records: reader.records_read(),
-                                bytes: reader.bytes_read(),
-                            };
-                        }
+                        return ObjectOutcome::Failed {
+                            reason,
+                            records: reader.records_read(),
+                            bytes: reader.bytes_read(),
+                        };
                     }
                 }
                 Err(e) => sink(ObjectEvent::BadRecord {
@@ -223,5 +231,127 @@ impl ObjectProcessor {
         }
         sink(ObjectEvent::Rows(out));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    fn rec(id: &str, region: &str, day: u32) -> String {
+        format!(
+            r#"{{"eventVersion":"1.08","userIdentity":{{"type":"Root","arn":"arn:aws:iam::111122223333:root","accountId":"111122223333"}},"eventTime":"2024-01-{day:02}T01:02:03Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeVpcs","awsRegion":"{region}","sourceIPAddress":"10.1.2.3","eventID":"{id}","eventType":"AwsApiCall","recipientAccountId":"111122223333"}}"#
+        )
+    }
+
+    fn gz(s: &str) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(s.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// The outcome, (partition, rows) per batch handed out, (index, reason) per bad record.
+    type Run = (ObjectOutcome, Vec<(String, usize)>, Vec<(u64, String)>);
+
+    fn run(key: &str, bytes: Vec<u8>, chunk_rows: usize) -> Run {
+        let mut p = ObjectProcessor::with_chunk_rows(chunk_rows);
+        let (mut rows, mut bad) = (Vec::new(), Vec::new());
+        let outcome = p.process(key, Cursor::new(bytes), &mut |ev| match ev {
+            ObjectEvent::Rows(parts) => rows.extend(
+                parts
+                    .into_iter()
+                    .map(|(k, b)| (k.to_string(), b.num_rows())),
+            ),
+            ObjectEvent::BadRecord { index, reason, .. } => bad.push((index, reason)),
+        });
+        (outcome, rows, bad)
+    }
+
+    #[test]
+    fn rows_are_split_by_partition_and_chunked() {
+        let doc = format!(
+            r#"{{"Records":[{},{},{},{},{{"eventID":"x"}}]}}"#,
+            rec("a", "us-east-1", 1),
+            rec("b", "eu-west-1", 1),
+            rec("c", "us-east-1", 2),
+            rec("d", "us-east-1", 1)
+        );
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/f.json.gz";
+        let (outcome, rows, bad) = run(key, gz(&doc), 2);
+        assert_eq!(
+            outcome,
+            ObjectOutcome::Complete {
+                records: 5,
+                bytes: doc.len() as u64
+            }
+        );
+        let total: usize = rows.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 4);
+        assert!(
+            rows.iter()
+                .any(|(k, _)| k == "CLOUD_TRAIL_MGMT/API Activity/eu-west-1/111122223333/20240101")
+        );
+        assert!(
+            rows.iter()
+                .any(|(k, _)| k == "CLOUD_TRAIL_MGMT/API Activity/us-east-1/111122223333/20240102")
+        );
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].0, 4);
+        assert!(bad[0].1.contains("eventTime"), "{}", bad[0].1);
+    }
+
+    #[test]
+    fn digest_and_insight_keys_are_not_read() {
+        let digest = "AWSLogs/1/CloudTrail-Digest/us-east-1/2024/01/01/1_CloudTrail-Digest_us-east-1_t_us-east-1_20240101T000000Z.json.gz";
+        assert_eq!(
+            run(digest, b"garbage".to_vec(), 10).0,
+            ObjectOutcome::Skipped(SkipReason::Digest)
+        );
+        let insight = "AWSLogs/1/CloudTrail-Insight/us-east-1/2024/01/01/1_CloudTrail-Insight_us-east-1_20240101T0000Z_x.json.gz";
+        assert_eq!(
+            run(insight, b"garbage".to_vec(), 10).0,
+            ObjectOutcome::Skipped(SkipReason::Insight)
+        );
+    }
+
+    #[test]
+    fn a_truncated_object_fails_after_delivering_what_it_read() {
+        let mut doc = String::from(r#"{"Records":["#);
+        for i in 0..3000 {
+            if i > 0 {
+                doc.push(',');
+            }
+            doc.push_str(&rec(&format!("id{i}"), "us-east-1", 1 + (i % 3) as u32));
+        }
+        doc.push_str("]}");
+        let full = gz(&doc);
+        let (outcome, rows, bad) = run("f.json.gz", full[..full.len() / 2].to_vec(), 100);
+        let ObjectOutcome::Failed {
+            records, reason, ..
+        } = outcome
+        else {
+            panic!("expected a failure, got {outcome:?}");
+        };
+        assert!(records > 0 && records < 3000, "{records}");
+        assert!(!reason.is_empty());
+        let delivered: usize = rows.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            delivered as u64, records,
+            "every record read before the cut is delivered"
+        );
+        assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn not_cloudtrail_fails_with_a_clear_reason() {
+        let (outcome, rows, _) = run("x.json.gz", gz(r#"{"foo":[1,2]}"#), 10);
+        assert!(rows.is_empty());
+        match outcome {
+            ObjectOutcome::Failed {
+                reason, records: 0, ..
+            } => assert!(reason.contains("not a CloudTrail log file"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -118,6 +118,16 @@ pub struct Summary {
     pub records_per_sec: f64,
     /// Uncompressed megabytes (10^6) read per second.
     pub mb_per_sec: f64,
+    /// Peak resident memory of the process in bytes (Linux; `None` elsewhere).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The process's peak resident set size (`VmHWM`), where the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl Summary {
@@ -138,7 +148,7 @@ impl Summary {
              records   {} read, {} quarantined, {} duplicates dropped\n\
              rows      {} written ({})\n\
              files     {} Parquet files, {} bytes (input {} bytes, {} uncompressed)\n\
-             elapsed   {:.2} s, {:.0} records/s, {:.1} MB/s uncompressed",
+             elapsed   {:.2} s, {:.0} records/s, {:.1} MB/s uncompressed, peak RSS {} MiB",
             self.objects_read,
             self.objects_quarantined,
             self.objects_skipped_digest,
@@ -159,14 +169,16 @@ impl Summary {
             self.elapsed_secs,
             self.records_per_sec,
             self.mb_per_sec,
+            self.peak_rss_bytes
+                .map_or("?".to_string(), |b| (b >> 20).to_string()),
         )
     }
 }
 
-/// A local input object: its path and the key it is known by (relative, `/`).
+/// A local input object: its path and the key it is known by (the path with `/`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LocalObject {
-    /// The key: the path relative to the input root it was found under.
+    /// The key: the path as reached from the input, with `/` separators.
     pub key: String,
     /// Where it is.
     pub path: PathBuf,
@@ -220,9 +232,10 @@ pub fn discover(
                         || name.ends_with(".json.gz")
                         || name.ends_with(".gz")
                     {
-                        let rel = path.strip_prefix(input).unwrap_or(&path);
+                        // The path as reached from the input, so the AWSLogs/… layout
+                        // is seen even when the input is a folder inside it.
                         out.push(LocalObject {
-                            key: rel.to_string_lossy().replace('\\', "/"),
+                            key: path.to_string_lossy().replace('\\', "/"),
                             path,
                         });
                     }
@@ -307,12 +320,12 @@ pub fn replay_local(
         summary.records_per_sec = summary.records_read as f64 / summary.elapsed_secs;
         summary.mb_per_sec = summary.bytes_uncompressed as f64 / 1e6 / summary.elapsed_secs;
     }
+    summary.peak_rss_bytes = peak_rss_bytes();
     Ok(summary)
 }
 
 fn worker(objects: &[LocalObject], w: usize, stride: usize, chunk_rows: usize, tx: Sender<Msg>) {
-    let mut processor = ObjectProcessor::default();
-    processor.chunk_rows = chunk_rows;
+    let mut processor = ObjectProcessor::with_chunk_rows(chunk_rows);
     for obj in objects.iter().skip(w).step_by(stride) {
         let (outcome, bytes_in) = match File::open(&obj.path) {
             Ok(file) => {
