@@ -20,7 +20,7 @@ echo "== python venv"
 VENV="$(.ci/python-env.sh | tail -1)"
 
 echo "== cargo test"
-cargo build --locked -p trailhouse
+# Also builds target/debug/trailhouse, which the Python tests run.
 cargo test --workspace --locked
 
 echo "== python tests (OCSF schema validation, emulator tests)"

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -57,6 +58,9 @@ impl From<LayoutArg> for Layout {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the streaming worker: SQS notifications of new CloudTrail objects in,
+    /// the lake (S3 or a local folder) out, at least once, never lossy.
+    Run(Box<RunArgs>),
     /// Replay CloudTrail log files (.json.gz or .json, files or folders searched
     /// recursively, e.g. an AWSLogs/ tree) into a lake.
     Replay(ReplayArgs),
@@ -110,6 +114,62 @@ struct ReplayArgs {
     #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
     zstd_level: i32,
     /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// SQS queue URL receiving S3 (direct, via SNS or EventBridge) or CloudTrail notifications.
+    #[arg(long, env = "TRAILHOUSE_QUEUE_URL")]
+    queue_url: String,
+    /// The lake: s3://bucket/prefix or a local folder.
+    #[arg(long, env = "TRAILHOUSE_LAKE")]
+    lake: String,
+    /// Bucket layout.
+    #[arg(long, value_enum, default_value = "ext", env = "TRAILHOUSE_LAYOUT")]
+    layout: LayoutArg,
+    /// Objects processed at once (default: 2 per core).
+    #[arg(long, env = "TRAILHOUSE_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// Write a partition once this much Arrow data is buffered for it.
+    #[arg(long, value_parser = parse_size, default_value = "96MiB", env = "TRAILHOUSE_FLUSH_BYTES")]
+    flush_bytes: usize,
+    /// Write a partition at the latest this long after its first row arrived
+    /// (Security Lake asks custom sources for 5 minutes to 1 day).
+    #[arg(long, value_parser = parse_duration, default_value = "5m", env = "TRAILHOUSE_FLUSH_INTERVAL")]
+    flush_interval: Duration,
+    /// Bound on buffered plus in-flight Arrow data; receiving pauses above it.
+    #[arg(long, value_parser = parse_size, default_value = "256MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
+    max_buffer_bytes: usize,
+    /// Rows per Parquet file at most.
+    #[arg(long, default_value_t = WriteOptions::default().max_file_rows)]
+    max_file_rows: usize,
+    /// zstd level of the Parquet files.
+    #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
+    zstd_level: i32,
+    /// Visibility of messages in flight; the heartbeat keeps re-extending it.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", env = "TRAILHOUSE_VISIBILITY_TIMEOUT")]
+    visibility_timeout: Duration,
+    /// How often visibility is extended (default: a third of the visibility timeout).
+    #[arg(long, value_parser = parse_duration, env = "TRAILHOUSE_HEARTBEAT_INTERVAL")]
+    heartbeat_interval: Option<Duration>,
+    /// Long-poll wait of each receive (at most 20s).
+    #[arg(long, value_parser = parse_duration, default_value = "20s", env = "TRAILHOUSE_WAIT_TIME")]
+    wait_time: Duration,
+    /// Serve Prometheus metrics here, e.g. 0.0.0.0:9090.
+    #[arg(long, env = "TRAILHOUSE_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Path-style S3 addressing (emulators, S3-compatible stores).
+    #[arg(long, env = "TRAILHOUSE_S3_PATH_STYLE")]
+    s3_path_style: bool,
+    /// Bound on finishing in-flight objects at shutdown.
+    #[arg(long, value_parser = parse_duration, default_value = "60s", env = "TRAILHOUSE_SHUTDOWN_TIMEOUT")]
+    shutdown_timeout: Duration,
+    /// Flush and exit when no message arrived for this long (batch-style runs).
+    #[arg(long, value_parser = parse_duration, env = "TRAILHOUSE_IDLE_EXIT")]
+    idle_exit: Option<Duration>,
+    /// Write the exit summary as JSON to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
 }
@@ -212,6 +272,142 @@ fn generate(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Parses `500ms`, `30s`, `5m`, `1h`, `1d` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (use e.g. 500ms, 30s, 5m, 1h)"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => return Err(format!("unknown unit in {s:?} (use ms, s, m, h, d)")),
+    };
+    Ok(d)
+}
+
+fn run_worker(a: RunArgs) -> Result<()> {
+    use std::sync::Arc;
+    use trailhouse_pipeline::metrics::{Metrics, serve};
+    use trailhouse_pipeline::store::{Lake, parse_s3_uri};
+    use trailhouse_pipeline::worker::{Clients, WorkerConfig, run};
+
+    if a.visibility_timeout < Duration::from_secs(1) {
+        bail!("--visibility-timeout must be at least 1s");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cfg = WorkerConfig {
+        queue_url: a.queue_url.clone(),
+        layout: a.layout.into(),
+        concurrency: a.concurrency.unwrap_or(2 * cores).max(1),
+        flush: FlushPolicy {
+            flush_bytes: a.flush_bytes.max(1),
+            max_buffer_bytes: a.max_buffer_bytes.max(1),
+            max_age_ms: Some(a.flush_interval.as_millis() as u64),
+        },
+        write: WriteOptions {
+            max_file_rows: a.max_file_rows.max(1),
+            zstd_level: a.zstd_level,
+            ..WriteOptions::default()
+        },
+        visibility_timeout: a.visibility_timeout,
+        heartbeat_interval: a
+            .heartbeat_interval
+            .unwrap_or(a.visibility_timeout / 3)
+            .max(Duration::from_millis(200)),
+        wait_time: a.wait_time,
+        shutdown_timeout: a.shutdown_timeout,
+        idle_exit: a.idle_exit,
+        chunk_rows: 4096,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(a.s3_path_style)
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
+        let sqs = aws_sdk_sqs::Client::new(&conf);
+        let lake = match parse_s3_uri(&a.lake) {
+            Some((bucket, prefix)) => Lake::S3 {
+                client: s3.clone(),
+                bucket,
+                prefix,
+            },
+            None if a.lake.contains("://") => bail!(
+                "--lake must be s3://bucket/prefix or a local folder, got {}",
+                a.lake
+            ),
+            None => {
+                std::fs::create_dir_all(&a.lake)
+                    .with_context(|| format!("creating the lake folder {}", a.lake))?;
+                Lake::Local(PathBuf::from(&a.lake))
+            }
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        if let Some(addr) = a.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics to {addr}"))?;
+            tracing::info!(%addr, "serving metrics");
+            tokio::spawn(serve(listener, metrics.clone(), stop.clone()));
+        }
+        let signal_stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: stopping, flushing buffers");
+            signal_stop.cancel();
+        });
+        tracing::info!(queue = %a.queue_url, lake = %a.lake, "worker started");
+        let result = run(
+            cfg,
+            Clients { s3, sqs, lake },
+            metrics.clone(),
+            stop.clone(),
+        )
+        .await;
+        stop.cancel();
+        let summary = metrics.summary();
+        eprintln!("{}", serde_json::to_string(&summary)?);
+        if let Some(path) = &a.summary {
+            std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        result?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Parses `123`, `64KiB`, `64MiB`, `1GiB`, `10MB`, `1GB` (case-insensitive).
 fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
@@ -281,6 +477,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run_worker(*args),
         Command::Replay(args) => replay(args),
         Command::Convert { paths, out } => {
             let mut sink: Box<dyn Write> = match &out {
@@ -323,6 +520,19 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+
+    #[test]
+    fn durations() {
+        use super::parse_duration;
+        use std::time::Duration;
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("m").is_err());
+    }
 
     #[test]
     fn sizes() {

@@ -7,11 +7,19 @@
 //!   bounded memory, with a [`replay::Summary`].
 //! - [`quarantine`]: bad objects and records kept with their reasons.
 //! - [`convert`]: CloudTrail to OCSF JSON Lines.
+//! - [`worker`]: `trailhouse run`, the SQS-driven streaming worker, with
+//!   [`notification`] (every message shape), [`ledger`] (when a message may be
+//!   deleted), [`store`] (local or S3 lake) and [`metrics`].
 
 pub mod convert;
+pub mod ledger;
+pub mod metrics;
+pub mod notification;
 pub mod process;
 pub mod quarantine;
 pub mod replay;
+pub mod store;
+pub mod worker;
 
 pub use process::{ObjectEvent, ObjectOutcome, ObjectProcessor, SkipReason};
 pub use replay::{LocalObject, ReplayError, ReplayOptions, Summary, discover, replay_local};

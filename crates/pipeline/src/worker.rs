@@ -1,0 +1,746 @@
+//! `trailhouse run`: the streaming worker. SQS delivers notifications of new trail
+//! objects; each object is streamed from S3 through the same processor as replay; rows
+//! wait in partition buffers shared by all objects until a flush by size, age, memory
+//! or shutdown; a message is deleted only when every row of every object it named is
+//! durable (or quarantined). Messages in flight are kept invisible by a heartbeat.
+//!
+//! Tasks: a receiver (long polls, parses, starts object tasks under a concurrency
+//! bound), object tasks (fetch, then map on the blocking pool), and one aggregator
+//! that owns the buffers and the [`AckLedger`] and runs flushes, deletes and the
+//! heartbeat. Channels are bounded; buffered bytes stop the receiver.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use aws_sdk_s3::Client as S3Client;
+use aws_sdk_sqs::Client as SqsClient;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::io::SyncIoBridge;
+use tokio_util::sync::CancellationToken;
+use trailhouse_cloudtrail::{KeyKind, classify_key};
+use trailhouse_lake::{
+    FlushPolicy, Layout, PartitionBuffers, PartitionKey, Pending, WriteOptions, encode_partition,
+};
+
+use crate::ledger::{AckLedger, BufferId, MessageId, Settled};
+use crate::metrics::{Metrics, add};
+use crate::notification::{Notification, ObjectRef, parse};
+use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor};
+use crate::quarantine::{QUARANTINE_DIR, safe_name};
+use crate::store::{Lake, sdk_error_message};
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The SQS queue receiving the notifications.
+    pub queue_url: String,
+    /// Bucket layout of the lake.
+    pub layout: Layout,
+    /// Objects processed at once.
+    pub concurrency: usize,
+    /// Flush policy (`max_age_ms` is the flush interval).
+    pub flush: FlushPolicy,
+    /// Parquet settings.
+    pub write: WriteOptions,
+    /// Visibility given to messages while they are in flight (re-extended by the
+    /// heartbeat).
+    pub visibility_timeout: Duration,
+    /// How often the heartbeat extends visibility.
+    pub heartbeat_interval: Duration,
+    /// Long-poll wait of ReceiveMessage.
+    pub wait_time: Duration,
+    /// Bound on the time spent finishing in-flight objects at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Stop (after flushing) when no message arrived for this long.
+    pub idle_exit: Option<Duration>,
+    /// Rows per mapped chunk.
+    pub chunk_rows: usize,
+}
+
+/// Why the worker stopped with an error (bad input never does).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The queue could not be read at all (wrong URL, no permission).
+    #[error("receiving from {queue}: {message}")]
+    Receive {
+        /// The queue URL.
+        queue: String,
+        /// The SDK's error.
+        message: String,
+    },
+    /// A task of the worker stopped unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+enum AggMsg {
+    Register {
+        id: MessageId,
+        receipt: String,
+        objects: usize,
+    },
+    Rows {
+        id: MessageId,
+        parts: Vec<(PartitionKey, RecordBatch)>,
+    },
+    ObjectDone {
+        id: MessageId,
+        ok: bool,
+    },
+    FlushDone {
+        buffer: BufferId,
+        bytes: usize,
+        result: Result<(), String>,
+    },
+    Drain,
+}
+
+/// Clients and shared state of one worker.
+#[derive(Clone)]
+pub struct Clients {
+    /// S3 client for the trail objects.
+    pub s3: S3Client,
+    /// SQS client.
+    pub sqs: SqsClient,
+    /// The lake.
+    pub lake: Lake,
+}
+
+/// Runs the worker until `stop` is cancelled (SIGTERM/SIGINT) or, with `idle_exit`,
+/// until the queue stays empty; then flushes everything and deletes what is durable.
+pub async fn run(
+    cfg: WorkerConfig,
+    clients: Clients,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> Result<(), WorkerError> {
+    let (agg_tx, agg_rx) = mpsc::channel::<AggMsg>(64);
+    let aggregator = tokio::spawn(aggregate(
+        cfg.clone(),
+        clients.clone(),
+        metrics.clone(),
+        agg_rx,
+        agg_tx.clone(),
+    ));
+    let received = receive(&cfg, &clients, &metrics, &stop, &agg_tx).await;
+    // Whatever ended receiving, drain: flush what is buffered, delete what is durable.
+    let _ = agg_tx.send(AggMsg::Drain).await;
+    drop(agg_tx);
+    let drained = aggregator
+        .await
+        .map_err(|e| WorkerError::Internal(format!("aggregator: {e}")))?;
+    received?;
+    drained
+}
+
+async fn receive(
+    cfg: &WorkerConfig,
+    clients: &Clients,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+    agg: &mpsc::Sender<AggMsg>,
+) -> Result<(), WorkerError> {
+    let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut next_id: MessageId = 0;
+    let mut last_message = Instant::now();
+    let mut consecutive_errors = 0u32;
+    let result = loop {
+        if stop.is_cancelled() {
+            break Ok(());
+        }
+        if let Some(idle) = cfg.idle_exit
+            && last_message.elapsed() >= idle
+            && tasks.is_empty()
+        {
+            tracing::info!(idle_secs = idle.as_secs_f64(), "queue idle, stopping");
+            break Ok(());
+        }
+        // Backpressure: while buffers are full, stop taking new work.
+        if metrics.buffer_bytes.load(Ordering::Relaxed) as usize > cfg.flush.max_buffer_bytes
+            || permits.available_permits() == 0
+        {
+            tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+            continue;
+        }
+        while tasks.try_join_next().is_some() {}
+        let mut wait = cfg.wait_time.as_secs().min(20) as i32;
+        if let Some(idle) = cfg.idle_exit {
+            wait = wait.min(idle.as_secs().max(1) as i32);
+        }
+        let req = clients
+            .sqs
+            .receive_message()
+            .queue_url(&cfg.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .visibility_timeout(cfg.visibility_timeout.as_secs().max(1) as i32)
+            .send();
+        let resp = tokio::select! {
+            _ = stop.cancelled() => break Ok(()),
+            r = req => r,
+        };
+        let resp = match resp {
+            Ok(r) => {
+                consecutive_errors = 0;
+                r
+            }
+            Err(e) => {
+                let message = sdk_error_message(&e);
+                consecutive_errors += 1;
+                tracing::warn!(queue = %cfg.queue_url, error = %message, "receive failed");
+                if consecutive_errors >= 10 {
+                    break Err(WorkerError::Receive {
+                        queue: cfg.queue_url.clone(),
+                        message,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(consecutive_errors)))
+                    .await;
+                continue;
+            }
+        };
+        for m in resp.messages.unwrap_or_default() {
+            last_message = Instant::now();
+            add(&metrics.messages_received, 1);
+            let (Some(receipt), body) = (m.receipt_handle, m.body.unwrap_or_default()) else {
+                continue;
+            };
+            let message_id = m.message_id.unwrap_or_default();
+            let id = next_id;
+            next_id += 1;
+            match parse(&body) {
+                Notification::TestEvent => {
+                    add(&metrics.test_events, 1);
+                    send(
+                        agg,
+                        AggMsg::Register {
+                            id,
+                            receipt,
+                            objects: 0,
+                        },
+                    )
+                    .await?;
+                }
+                Notification::Unrecognized(reason) => {
+                    tracing::warn!(message_id = %message_id, %reason, "unrecognized message quarantined");
+                    let note = serde_json::json!({"message_id": message_id, "reason": reason, "body": body});
+                    // SQS message ids are UUIDs; anything else is reduced to a safe name.
+                    let safe = !message_id.is_empty()
+                        && message_id.len() <= 128
+                        && message_id
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                    let name = if safe {
+                        message_id.clone()
+                    } else {
+                        safe_name(&message_id)
+                    };
+                    let rel = format!("{QUARANTINE_DIR}/messages/{name}.json");
+                    let bytes = serde_json::to_vec_pretty(&note).unwrap_or_default();
+                    match clients.lake.overwrite(&rel, bytes).await {
+                        Ok(()) => {
+                            add(&metrics.messages_quarantined, 1);
+                            send(
+                                agg,
+                                AggMsg::Register {
+                                    id,
+                                    receipt,
+                                    objects: 0,
+                                },
+                            )
+                            .await?;
+                        }
+                        Err(e) => {
+                            // Not durable: leave the message to come back.
+                            tracing::error!(message_id = %message_id, error = %e, "cannot quarantine message");
+                        }
+                    }
+                }
+                Notification::Objects(objects) => {
+                    send(
+                        agg,
+                        AggMsg::Register {
+                            id,
+                            receipt,
+                            objects: objects.len(),
+                        },
+                    )
+                    .await?;
+                    for obj in objects {
+                        let permit = tokio::select! {
+                            _ = stop.cancelled() => None,
+                            p = permits.clone().acquire_owned() => p.ok(),
+                        };
+                        let (agg, clients, metrics, chunk_rows) = (
+                            agg.clone(),
+                            clients.clone(),
+                            metrics.clone(),
+                            cfg.chunk_rows,
+                        );
+                        tasks.spawn(async move {
+                            let ok = match permit {
+                                Some(_permit) => {
+                                    process_object(&obj, &clients, &metrics, &agg, id, chunk_rows)
+                                        .await
+                                }
+                                // Shutting down: the object is left for the message's return.
+                                None => false,
+                            };
+                            let _ = agg.send(AggMsg::ObjectDone { id, ok }).await;
+                        });
+                    }
+                }
+            }
+        }
+    };
+    // Let in-flight objects finish, within the shutdown bound.
+    let finish = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(cfg.shutdown_timeout, finish)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown timeout: abandoning objects in flight; their messages will reappear"
+        );
+        tasks.abort_all();
+    }
+    result
+}
+
+async fn send(agg: &mpsc::Sender<AggMsg>, m: AggMsg) -> Result<(), WorkerError> {
+    agg.send(m)
+        .await
+        .map_err(|_| WorkerError::Internal("aggregator stopped".into()))
+}
+
+/// Fetches and maps one object. Returns whether its outcome is durable-or-pending
+/// (true) or must be retried through the message (false).
+async fn process_object(
+    obj: &ObjectRef,
+    clients: &Clients,
+    metrics: &Arc<Metrics>,
+    agg: &mpsc::Sender<AggMsg>,
+    id: MessageId,
+    chunk_rows: usize,
+) -> bool {
+    let location = format!("s3://{}/{}", obj.bucket, obj.key);
+    match classify_key(&obj.key) {
+        KeyKind::Digest(_) => {
+            add(&metrics.objects_skipped_digest, 1);
+            return true;
+        }
+        KeyKind::Insight(_) => {
+            add(&metrics.objects_skipped_insight, 1);
+            return true;
+        }
+        _ => {}
+    }
+    let resp = match clients
+        .s3
+        .get_object()
+        .bucket(&obj.bucket)
+        .key(&obj.key)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            add(&metrics.objects_failed, 1);
+            tracing::error!(object = %location, error = %sdk_error_message(&e), "cannot fetch object; its message will be retried");
+            return false;
+        }
+    };
+    add(
+        &metrics.bytes_in,
+        resp.content_length().unwrap_or(0).max(0) as u64,
+    );
+    let transport = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = TransportWatch {
+        inner: SyncIoBridge::new(resp.body.into_async_read()),
+        failed: transport.clone(),
+    };
+    let key = obj.key.clone();
+    let agg_rows = agg.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut processor = ObjectProcessor::with_chunk_rows(chunk_rows);
+        let mut bad = Vec::new();
+        let outcome = processor.process(&key, reader, &mut |ev| match ev {
+            ObjectEvent::Rows(parts) => {
+                let _ = agg_rows.blocking_send(AggMsg::Rows { id, parts });
+            }
+            ObjectEvent::BadRecord {
+                index,
+                reason,
+                bytes,
+            } => bad.push((index, reason, bytes)),
+        });
+        (outcome, bad)
+    });
+    let (outcome, bad) = match handle.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(object = %location, error = %e, "processing task failed");
+            return false;
+        }
+    };
+    if transport.load(Ordering::Relaxed) {
+        add(&metrics.objects_failed, 1);
+        tracing::error!(object = %location, "connection to S3 failed while reading; the message will be retried");
+        return false;
+    }
+    if !bad.is_empty() {
+        let mut lines = Vec::new();
+        for (index, reason, bytes) in &bad {
+            let text = std::str::from_utf8(bytes).ok();
+            let line = serde_json::json!({"object": location, "record_index": index, "reason": reason, "record": text,
+                "record_hex": if text.is_none() { Some(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()) } else { None }});
+            lines.extend(serde_json::to_vec(&line).unwrap_or_default());
+            lines.push(b'\n');
+        }
+        let rel = format!(
+            "{QUARANTINE_DIR}/records/{}.jsonl",
+            safe_name(&format!("{}/{}", obj.bucket, obj.key))
+        );
+        if let Err(e) = clients.lake.overwrite(&rel, lines).await {
+            tracing::error!(object = %location, error = %e, "cannot quarantine records; the message will be retried");
+            return false;
+        }
+        add(&metrics.records_quarantined, bad.len() as u64);
+    }
+    match outcome {
+        ObjectOutcome::Complete { records, .. } => {
+            add(&metrics.objects_processed, 1);
+            add(&metrics.records_read, records);
+            true
+        }
+        ObjectOutcome::Skipped(_) => true,
+        ObjectOutcome::Failed {
+            reason, records, ..
+        } => {
+            add(&metrics.records_read, records);
+            tracing::warn!(object = %location, %reason, records_before_error = records, "object quarantined");
+            match clients
+                .lake
+                .quarantine_object(&clients.s3, obj, &reason, records)
+                .await
+            {
+                Ok(()) => {
+                    add(&metrics.objects_quarantined, 1);
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(object = %location, error = %e, "cannot quarantine object; the message will be retried");
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// Remembers whether the underlying transport failed, so a dropped connection is
+/// retried rather than taken for a corrupt object.
+struct TransportWatch<R> {
+    inner: R,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<R: std::io::Read> std::io::Read for TransportWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner
+            .read(buf)
+            .inspect_err(|_| self.failed.store(true, Ordering::Relaxed))
+    }
+}
+
+async fn aggregate(
+    cfg: WorkerConfig,
+    clients: Clients,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<AggMsg>,
+    tx: mpsc::Sender<AggMsg>,
+) -> Result<(), WorkerError> {
+    let mut buffers = PartitionBuffers::new(cfg.flush.clone());
+    let mut ledger = AckLedger::new();
+    let mut flushes: HashSet<BufferId> = HashSet::new();
+    let mut flushing_bytes = 0usize;
+    let mut side_tasks = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let started = Instant::now();
+    let mut last_heartbeat = Instant::now();
+    let mut draining = false;
+    // The aggregator keeps a sender of its own for its flush tasks: the channel never
+    // closes under it, and the loop ends only when draining is complete.
+
+    let start_flush = |key: PartitionKey,
+                       pending: Pending,
+                       ledger: &mut AckLedger,
+                       flushes: &mut HashSet<BufferId>,
+                       flushing_bytes: &mut usize,
+                       side: &mut JoinSet<()>| {
+        let buffer = ledger.flushing(&key);
+        flushes.insert(buffer.clone());
+        *flushing_bytes += pending.bytes;
+        let (lake, metrics, write, layout) = (
+            clients.lake.clone(),
+            metrics.clone(),
+            cfg.write.clone(),
+            cfg.layout,
+        );
+        let tx = tx.clone();
+        side.spawn(async move {
+            let bytes = pending.bytes;
+            let result = flush(&key, pending, layout, &write, &lake, &metrics).await;
+            let _ = tx
+                .send(AggMsg::FlushDone {
+                    buffer,
+                    bytes,
+                    result,
+                })
+                .await;
+        });
+    };
+
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            _ = tick.tick() => {
+                // Age-based flushes and the visibility heartbeat.
+                let now = started.elapsed().as_millis() as u64;
+                for (key, pending) in buffers.expired(now) {
+                    start_flush(key, pending, &mut ledger, &mut flushes, &mut flushing_bytes, &mut side_tasks);
+                }
+                if last_heartbeat.elapsed() >= cfg.heartbeat_interval {
+                    last_heartbeat = Instant::now();
+                    let receipts = ledger.receipts();
+                    if !receipts.is_empty() {
+                        let (sqs, queue, vt) = (clients.sqs.clone(), cfg.queue_url.clone(), cfg.visibility_timeout);
+                        side_tasks.spawn(async move { extend_visibility(&sqs, &queue, receipts, vt).await });
+                    }
+                }
+                while side_tasks.try_join_next().is_some() {}
+                metrics.buffer_bytes.store((buffers.total_bytes() + flushing_bytes) as u64, Ordering::Relaxed);
+                metrics.messages_in_flight.store(ledger.in_flight() as u64, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
+        let mut settled = Vec::new();
+        match msg {
+            AggMsg::Register {
+                id,
+                receipt,
+                objects,
+            } => settled.extend(ledger.register(id, receipt, objects)),
+            AggMsg::Rows { id, parts } => {
+                let now = started.elapsed().as_millis() as u64;
+                for (key, batch) in parts {
+                    ledger.rows(id, &key);
+                    for (k, p) in buffers.add(key, batch, now) {
+                        start_flush(
+                            k,
+                            p,
+                            &mut ledger,
+                            &mut flushes,
+                            &mut flushing_bytes,
+                            &mut side_tasks,
+                        );
+                    }
+                }
+            }
+            AggMsg::ObjectDone { id, ok } => {
+                settled.extend(if ok {
+                    ledger.object_done(id)
+                } else {
+                    ledger.object_failed(id)
+                });
+            }
+            AggMsg::FlushDone {
+                buffer,
+                bytes,
+                result,
+            } => {
+                flushes.remove(&buffer);
+                flushing_bytes -= bytes;
+                let ok = match result {
+                    Ok(()) => true,
+                    Err(e) => {
+                        add(&metrics.flush_failures, 1);
+                        tracing::error!(partition = %buffer.0, error = %e, "flush failed; its messages will be retried");
+                        false
+                    }
+                };
+                settled.extend(ledger.flushed(&buffer, ok));
+            }
+            AggMsg::Drain => {
+                draining = true;
+                for (key, pending) in buffers.drain() {
+                    start_flush(
+                        key,
+                        pending,
+                        &mut ledger,
+                        &mut flushes,
+                        &mut flushing_bytes,
+                        &mut side_tasks,
+                    );
+                }
+            }
+        }
+        settle(&clients, &cfg, &metrics, settled, &mut side_tasks);
+        metrics.buffer_bytes.store(
+            (buffers.total_bytes() + flushing_bytes) as u64,
+            Ordering::Relaxed,
+        );
+        metrics
+            .messages_in_flight
+            .store(ledger.in_flight() as u64, Ordering::Relaxed);
+        if draining && flushes.is_empty() {
+            // Late rows (objects that finished after the drain began) need a flush too.
+            let late = buffers.drain();
+            if late.is_empty() {
+                break;
+            }
+            for (key, pending) in late {
+                start_flush(
+                    key,
+                    pending,
+                    &mut ledger,
+                    &mut flushes,
+                    &mut flushing_bytes,
+                    &mut side_tasks,
+                );
+            }
+        }
+    }
+    // Deletes first; then whatever is still pending (objects abandoned at the
+    // shutdown bound) is made visible again at once rather than after its timeout.
+    while side_tasks.join_next().await.is_some() {}
+    let released: Vec<String> = ledger
+        .release_all()
+        .into_iter()
+        .map(|s| match s {
+            Settled::Delete(r) | Settled::Release(r) => r,
+        })
+        .collect();
+    if !released.is_empty() {
+        add(&metrics.messages_released, released.len() as u64);
+        tracing::warn!(
+            messages = released.len(),
+            "released unfinished messages for redelivery"
+        );
+        extend_visibility(&clients.sqs, &cfg.queue_url, released, Duration::ZERO).await;
+    }
+    metrics.messages_in_flight.store(0, Ordering::Relaxed);
+    Ok(())
+}
+
+fn settle(
+    clients: &Clients,
+    cfg: &WorkerConfig,
+    metrics: &Arc<Metrics>,
+    settled: Vec<Settled>,
+    side: &mut JoinSet<()>,
+) {
+    let mut deletes = Vec::new();
+    for s in settled {
+        match s {
+            Settled::Delete(receipt) => deletes.push(receipt),
+            Settled::Release(_) => add(&metrics.messages_released, 1),
+        }
+    }
+    for chunk in deletes.chunks(10) {
+        let (sqs, queue, metrics, chunk) = (
+            clients.sqs.clone(),
+            cfg.queue_url.clone(),
+            metrics.clone(),
+            chunk.to_vec(),
+        );
+        side.spawn(async move {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build().ok())
+                .collect();
+            match sqs.delete_message_batch().queue_url(&queue).set_entries(Some(entries)).send().await {
+                Ok(out) => {
+                    add(&metrics.messages_deleted, out.successful.len() as u64);
+                    for f in out.failed {
+                        tracing::warn!(id = %f.id, code = %f.code, "delete failed; the message may be delivered again");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %sdk_error_message(&e), "delete failed; the messages may be delivered again"),
+            }
+        });
+    }
+}
+
+async fn extend_visibility(sqs: &SqsClient, queue: &str, receipts: Vec<String>, vt: Duration) {
+    for chunk in receipts.chunks(10) {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .visibility_timeout(vt.as_secs() as i32)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if let Err(e) = sqs
+            .change_message_visibility_batch()
+            .queue_url(queue)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %sdk_error_message(&e), "visibility heartbeat failed");
+        }
+    }
+}
+
+/// Encodes a partition (on the blocking pool) and writes its files to the lake.
+async fn flush(
+    key: &PartitionKey,
+    pending: Pending,
+    layout: Layout,
+    write: &WriteOptions,
+    lake: &Lake,
+    metrics: &Metrics,
+) -> Result<(), String> {
+    let (k, w) = (key.clone(), write.clone());
+    let encoded =
+        tokio::task::spawn_blocking(move || encode_partition(&k, layout, &pending.batches, &w))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    let mut rows = 0;
+    let mut newest = i64::MIN;
+    for f in encoded.files {
+        let size = f.bytes.len() as u64;
+        lake.put(&f.path, f.bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        add(&metrics.files_written, 1);
+        add(&metrics.bytes_out, size);
+        rows += f.rows;
+        newest = newest.max(f.time_range.1);
+    }
+    add(&metrics.flushes, 1);
+    add(&metrics.duplicates_dropped, encoded.duplicates);
+    metrics.add_rows(key.class().name(), rows);
+    metrics.saw_event_time(newest);
+    Ok(())
+}
