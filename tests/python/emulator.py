@@ -577,3 +577,10 @@ def parse_prometheus(text: str) -> dict[str, float]:
                 name = base + "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"
             out[name] = float(m.group(2))
     return out
+
+
+def unquote_s3_key(key: str) -> str:
+    """The object key of an S3 event record (URL-encoded with quote_plus) in plain form."""
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(key)

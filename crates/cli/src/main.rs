@@ -61,6 +61,10 @@ enum Command {
     /// Run the streaming worker: SQS notifications of new CloudTrail objects in,
     /// the lake (S3 or a local folder) out, at least once, never lossy.
     Run(Box<RunArgs>),
+    /// Run as an AWS Lambda function with an SQS event source (the same binary named
+    /// `bootstrap` for the provided.al2023 runtime starts this). Reports
+    /// `batchItemFailures` for exactly the messages whose objects were not made durable.
+    Lambda(LambdaArgs),
     /// Replay CloudTrail log files (.json.gz or .json, files or folders searched
     /// recursively, e.g. an AWSLogs/ tree) into a lake.
     Replay(ReplayArgs),
@@ -172,6 +176,33 @@ struct RunArgs {
     /// Write the exit summary as JSON to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct LambdaArgs {
+    /// The lake: s3://bucket/prefix (or a local folder, for tests).
+    #[arg(long, env = "TRAILHOUSE_LAKE")]
+    lake: String,
+    /// Bucket layout.
+    #[arg(long, value_enum, default_value = "ext", env = "TRAILHOUSE_LAYOUT")]
+    layout: LayoutArg,
+    /// Objects processed at once.
+    #[arg(long, env = "TRAILHOUSE_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// Bound on buffered Arrow data within one invocation (partitions are written
+    /// early above it).
+    #[arg(long, value_parser = parse_size, default_value = "256MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
+    max_buffer_bytes: usize,
+    /// zstd level of the Parquet files.
+    #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
+    zstd_level: i32,
+    /// Path-style S3 addressing (emulators, S3-compatible stores).
+    #[arg(long, env = "TRAILHOUSE_S3_PATH_STYLE")]
+    s3_path_style: bool,
+    /// Handle one SQS event read from this file (the Lambda event JSON) and print
+    /// the response, instead of serving the Lambda Runtime API.
+    #[arg(long)]
+    event: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -294,8 +325,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn run_worker(a: RunArgs) -> Result<()> {
     use std::sync::Arc;
     use trailhouse_pipeline::metrics::{Metrics, serve};
-    use trailhouse_pipeline::store::{Lake, parse_s3_uri};
-    use trailhouse_pipeline::worker::{Clients, WorkerConfig, run};
+    use trailhouse_pipeline::worker::{WorkerConfig, run};
 
     if a.visibility_timeout < Duration::from_secs(1) {
         bail!("--visibility-timeout must be at least 1s");
@@ -329,28 +359,7 @@ fn run_worker(a: RunArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(a.s3_path_style)
-            .build();
-        let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
-        let sqs = aws_sdk_sqs::Client::new(&conf);
-        let lake = match parse_s3_uri(&a.lake) {
-            Some((bucket, prefix)) => Lake::S3 {
-                client: s3.clone(),
-                bucket,
-                prefix,
-            },
-            None if a.lake.contains("://") => bail!(
-                "--lake must be s3://bucket/prefix or a local folder, got {}",
-                a.lake
-            ),
-            None => {
-                std::fs::create_dir_all(&a.lake)
-                    .with_context(|| format!("creating the lake folder {}", a.lake))?;
-                Lake::Local(PathBuf::from(&a.lake))
-            }
-        };
+        let worker_clients = clients(&a.lake, a.s3_path_style).await?;
         let stop = tokio_util::sync::CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
         if let Some(addr) = a.metrics_addr {
@@ -367,13 +376,7 @@ fn run_worker(a: RunArgs) -> Result<()> {
             signal_stop.cancel();
         });
         tracing::info!(queue = %a.queue_url, lake = %a.lake, "worker started");
-        let result = run(
-            cfg,
-            Clients { s3, sqs, lake },
-            metrics.clone(),
-            stop.clone(),
-        )
-        .await;
+        let result = run(cfg, worker_clients, metrics.clone(), stop.clone()).await;
         stop.cancel();
         let summary = metrics.summary();
         eprintln!("{}", serde_json::to_string(&summary)?);
@@ -383,6 +386,133 @@ fn run_worker(a: RunArgs) -> Result<()> {
         }
         result?;
         Ok(())
+    })
+}
+
+/// AWS clients from the standard chain and the lake named by `lake`.
+async fn clients(lake: &str, path_style: bool) -> Result<trailhouse_pipeline::worker::Clients> {
+    use trailhouse_pipeline::store::{Lake, parse_s3_uri};
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+        .force_path_style(path_style)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let lake = match parse_s3_uri(lake) {
+        Some((bucket, prefix)) => Lake::S3 {
+            client: s3.clone(),
+            bucket,
+            prefix,
+        },
+        None if lake.contains("://") => {
+            bail!("--lake must be s3://bucket/prefix or a local folder, got {lake}")
+        }
+        None => {
+            std::fs::create_dir_all(lake)
+                .with_context(|| format!("creating the lake folder {lake}"))?;
+            Lake::Local(PathBuf::from(lake))
+        }
+    };
+    Ok(trailhouse_pipeline::worker::Clients { s3, sqs, lake })
+}
+
+fn lambda(a: LambdaArgs) -> Result<()> {
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+    use std::sync::Arc;
+    use trailhouse_pipeline::metrics::Metrics;
+    use trailhouse_pipeline::worker::{WorkerConfig, process_batch};
+
+    let started = std::time::Instant::now();
+    let cfg = WorkerConfig {
+        queue_url: String::new(),
+        layout: a.layout.into(),
+        concurrency: a.concurrency.unwrap_or(4).max(1),
+        flush: FlushPolicy {
+            // One file per partition per invocation unless memory runs short.
+            flush_bytes: a.max_buffer_bytes.max(1),
+            max_buffer_bytes: a.max_buffer_bytes.max(1),
+            max_age_ms: None,
+        },
+        write: WriteOptions {
+            zstd_level: a.zstd_level,
+            ..WriteOptions::default()
+        },
+        visibility_timeout: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(3600),
+        wait_time: Duration::ZERO,
+        shutdown_timeout: Duration::from_secs(0),
+        idle_exit: None,
+        chunk_rows: 4096,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let clients = Arc::new(clients(&a.lake, a.s3_path_style).await?);
+        let cfg = Arc::new(cfg);
+        tracing::info!(
+            init_ms = started.elapsed().as_millis() as u64,
+            "lambda initialized"
+        );
+        let handle = move |event: SqsEvent,
+                           clients: Arc<trailhouse_pipeline::worker::Clients>,
+                           cfg: Arc<WorkerConfig>| async move {
+            let t = std::time::Instant::now();
+            let metrics = Arc::new(Metrics::default());
+            let n = event.records.len();
+            let messages: Vec<(String, String)> = event
+                .records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        r.message_id.unwrap_or_else(|| format!("record-{i}")),
+                        r.body.unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let outcomes = process_batch(&cfg, &clients, &metrics, messages)
+                .await
+                .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+            let summary = metrics.summary();
+            tracing::info!(
+                records = n,
+                failed = outcomes.failed.len(),
+                rows = summary.rows_written.values().sum::<u64>(),
+                files = summary.files_written,
+                duration_ms = t.elapsed().as_millis() as u64,
+                "invocation done"
+            );
+            let mut response = SqsBatchResponse::default();
+            response.batch_item_failures = outcomes
+                .failed
+                .into_iter()
+                .map(|id| {
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = id;
+                    f
+                })
+                .collect();
+            Ok::<_, lambda_runtime::Error>(response)
+        };
+        if let Some(path) = &a.event {
+            let event: SqsEvent = serde_json::from_slice(
+                &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not an SQS event", path.display()))?;
+            let response = handle(event, clients, cfg)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string(&response)?);
+            return Ok(());
+        }
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |ev: lambda_runtime::LambdaEvent<SqsEvent>| {
+                handle(ev.payload, clients.clone(), cfg.clone())
+            },
+        ))
+        .await
+        .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
     })
 }
 
@@ -478,6 +608,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_worker(*args),
+        Command::Lambda(args) => lambda(args),
         Command::Replay(args) => replay(args),
         Command::Convert { paths, out } => {
             let mut sink: Box<dyn Write> = match &out {
@@ -506,7 +637,16 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Named `bootstrap` (the provided.al2023 runtime), the binary is the Lambda handler.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let is_bootstrap = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "bootstrap");
+    let cli = if is_bootstrap {
+        Cli::parse_from(["trailhouse", "lambda"])
+    } else {
+        Cli::parse()
+    };
     init_logging(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

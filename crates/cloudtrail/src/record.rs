@@ -267,7 +267,10 @@ pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
             if !inner.contains('\\') {
                 Some(Cow::Borrowed(inner))
             } else {
-                serde_json::from_str::<String>(s).ok().map(Cow::Owned)
+                // An escape that is no Unicode scalar (a lone surrogate, `"\ud800"`) is
+                // kept as written: `None` would read as null, and callers would fall
+                // back to other values (the key's region) or drop the field (errorCode).
+                Some(serde_json::from_str::<String>(s).map_or(Cow::Borrowed(inner), Cow::Owned))
             }
         }
         b'n' if s == "null" => None,
@@ -360,6 +363,25 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn undecodable_escapes_keep_their_text() {
+        // Fuzz finding (fuzz/ `strings`, minimized input `"\ude00"`): serde_json takes a
+        // lone surrogate escape in a raw value but not in a String, and `text` returned
+        // None, i.e. "null": an awsRegion so written fell back to the object key's
+        // region, an errorCode so written made a failed call a Success.
+        let v = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        assert_eq!(text(&v(r#""\ude00""#)).as_deref(), Some(r"\ude00"));
+        assert_eq!(
+            text(&v(r#""us-east-1\ud800""#)).as_deref(),
+            Some(r"us-east-1\ud800")
+        );
+        assert_eq!(text(&v(r#""\ud83d\ude00""#)).as_deref(), Some("\u{1F600}"));
+        assert_eq!(text(&v("null")), None);
+        let r = Record::parse(br#"{"awsRegion":"\ud800","errorCode":"x\udfff"}"#).unwrap();
+        assert_eq!(r.text(Field::AwsRegion).as_deref(), Some(r"\ud800"));
+        assert!(r.text(Field::ErrorCode).is_some());
     }
 
     #[test]

@@ -438,3 +438,32 @@ fn records_that_must_be_refused() {
     assert_eq!(b.len(), 0, "refused records append nothing");
     assert_eq!(b.finish().unwrap().num_rows(), 0);
 }
+
+#[test]
+fn lone_surrogate_escapes_are_kept_not_taken_for_absent() {
+    // Fuzz finding (fuzz/ `strings`, `json_record`): a string with an escape that is
+    // no Unicode scalar read as a missing field, so the key's region stood in for the
+    // record's and an errorCode was lost (status Success).
+    let ctx = ObjectContext {
+        account: Some("123456789012".into()),
+        region: Some("us-east-1".into()),
+    };
+    let raw = |r: &Value, escape: &str| serde_json::to_string(r).unwrap().replace("@@", escape);
+    let mut b = OcsfBuilder::new();
+
+    let mut r = base("ec2.amazonaws.com", "DescribeInstances");
+    r["awsRegion"] = json!("@@");
+    let err = b
+        .append_bytes(raw(&r, r"\ud800").as_bytes(), &ctx)
+        .unwrap_err();
+    assert!(matches!(err, MapError::BadRegion(_)), "{err:?}");
+
+    let mut r = base("ec2.amazonaws.com", "DescribeInstances");
+    r["errorCode"] = json!("Denied@@");
+    b.append_bytes(raw(&r, r"\udc00").as_bytes(), &ctx).unwrap();
+    let batch = b.finish().unwrap();
+    let rows: Value = serde_json::from_slice(&to_json_array(&batch).unwrap()).unwrap();
+    assert_eq!(rows[0]["status"], "Failure");
+    assert_eq!(rows[0]["api"]["response"]["error"], r"Denied\udc00");
+    assert_eq!(rows[0]["cloud"]["region"], "eu-west-1");
+}

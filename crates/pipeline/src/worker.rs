@@ -102,6 +102,26 @@ enum AggMsg {
     Drain,
 }
 
+/// How settled messages are acknowledged.
+#[derive(Clone)]
+pub enum Acknowledge {
+    /// The worker: delete durable messages from the queue, keep the rest invisible
+    /// with the heartbeat, make abandoned ones visible again at shutdown.
+    Sqs,
+    /// Lambda: only report; the event source mapping deletes what succeeded and
+    /// retries the `batchItemFailures`.
+    Report(Arc<std::sync::Mutex<Outcomes>>),
+}
+
+/// Messages (by the id they were registered with) that succeeded or failed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Every row durable: may be deleted.
+    pub succeeded: Vec<String>,
+    /// Something failed: must come back.
+    pub failed: Vec<String>,
+}
+
 /// Clients and shared state of one worker.
 #[derive(Clone)]
 pub struct Clients {
@@ -128,6 +148,7 @@ pub async fn run(
         metrics.clone(),
         agg_rx,
         agg_tx.clone(),
+        Acknowledge::Sqs,
     ));
     let received = receive(&cfg, &clients, &metrics, &stop, &agg_tx).await;
     // Whatever ended receiving, drain: flush what is buffered, delete what is durable.
@@ -220,89 +241,15 @@ async fn receive(
             let message_id = m.message_id.unwrap_or_default();
             let id = next_id;
             next_id += 1;
-            match parse(&body) {
-                Notification::TestEvent => {
-                    add(&metrics.test_events, 1);
-                    send(
-                        agg,
-                        AggMsg::Register {
-                            id,
-                            receipt,
-                            objects: 0,
-                        },
-                    )
-                    .await?;
-                }
-                Notification::Unrecognized(reason) => {
-                    tracing::warn!(message_id = %message_id, %reason, "unrecognized message quarantined");
-                    let note = serde_json::json!({"message_id": message_id, "reason": reason, "body": body});
-                    // SQS message ids are UUIDs; anything else is reduced to a safe name.
-                    let safe = !message_id.is_empty()
-                        && message_id.len() <= 128
-                        && message_id
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                    let name = if safe {
-                        message_id.clone()
-                    } else {
-                        safe_name(&message_id)
-                    };
-                    let rel = format!("{QUARANTINE_DIR}/messages/{name}.json");
-                    let bytes = serde_json::to_vec_pretty(&note).unwrap_or_default();
-                    match clients.lake.overwrite(&rel, bytes).await {
-                        Ok(()) => {
-                            add(&metrics.messages_quarantined, 1);
-                            send(
-                                agg,
-                                AggMsg::Register {
-                                    id,
-                                    receipt,
-                                    objects: 0,
-                                },
-                            )
-                            .await?;
-                        }
-                        Err(e) => {
-                            // Not durable: leave the message to come back.
-                            tracing::error!(message_id = %message_id, error = %e, "cannot quarantine message");
-                        }
-                    }
-                }
-                Notification::Objects(objects) => {
-                    send(
-                        agg,
-                        AggMsg::Register {
-                            id,
-                            receipt,
-                            objects: objects.len(),
-                        },
-                    )
-                    .await?;
-                    for obj in objects {
-                        let permit = tokio::select! {
-                            _ = stop.cancelled() => None,
-                            p = permits.clone().acquire_owned() => p.ok(),
-                        };
-                        let (agg, clients, metrics, chunk_rows) = (
-                            agg.clone(),
-                            clients.clone(),
-                            metrics.clone(),
-                            cfg.chunk_rows,
-                        );
-                        tasks.spawn(async move {
-                            let ok = match permit {
-                                Some(_permit) => {
-                                    process_object(&obj, &clients, &metrics, &agg, id, chunk_rows)
-                                        .await
-                                }
-                                // Shutting down: the object is left for the message's return.
-                                None => false,
-                            };
-                            let _ = agg.send(AggMsg::ObjectDone { id, ok }).await;
-                        });
-                    }
-                }
-            }
+            let ctx = Dispatch {
+                clients,
+                metrics,
+                agg,
+                permits: &permits,
+                stop,
+                chunk_rows: cfg.chunk_rows,
+            };
+            dispatch(&ctx, id, receipt, &message_id, &body, &mut tasks).await?;
         }
     };
     // Let in-flight objects finish, within the shutdown bound.
@@ -317,6 +264,169 @@ async fn receive(
         tasks.abort_all();
     }
     result
+}
+
+/// What handling a message needs.
+struct Dispatch<'a> {
+    clients: &'a Clients,
+    metrics: &'a Arc<Metrics>,
+    agg: &'a mpsc::Sender<AggMsg>,
+    permits: &'a Arc<Semaphore>,
+    stop: &'a CancellationToken,
+    chunk_rows: usize,
+}
+
+/// Handles one message: registers it with the aggregator (under `receipt`, the
+/// string it is settled by) and starts a task per object. Returns false when the
+/// message could not even be registered (its quarantine write failed): it must come
+/// back.
+async fn dispatch(
+    d: &Dispatch<'_>,
+    id: MessageId,
+    receipt: String,
+    message_id: &str,
+    body: &str,
+    tasks: &mut JoinSet<()>,
+) -> Result<bool, WorkerError> {
+    match parse(body) {
+        Notification::TestEvent => {
+            add(&d.metrics.test_events, 1);
+            send(
+                d.agg,
+                AggMsg::Register {
+                    id,
+                    receipt,
+                    objects: 0,
+                },
+            )
+            .await?;
+        }
+        Notification::Unrecognized(reason) => {
+            tracing::warn!(message_id = %message_id, %reason, "unrecognized message quarantined");
+            let note =
+                serde_json::json!({"message_id": message_id, "reason": reason, "body": body});
+            // SQS message ids are UUIDs; anything else is reduced to a safe name.
+            let safe = !message_id.is_empty()
+                && message_id.len() <= 128
+                && message_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let name = if safe {
+                message_id.to_string()
+            } else {
+                safe_name(message_id)
+            };
+            let rel = format!("{QUARANTINE_DIR}/messages/{name}.json");
+            let bytes = serde_json::to_vec_pretty(&note).unwrap_or_default();
+            if let Err(e) = d.clients.lake.overwrite(&rel, bytes).await {
+                // Not durable: leave the message to come back.
+                tracing::error!(message_id = %message_id, error = %e, "cannot quarantine message");
+                return Ok(false);
+            }
+            add(&d.metrics.messages_quarantined, 1);
+            send(
+                d.agg,
+                AggMsg::Register {
+                    id,
+                    receipt,
+                    objects: 0,
+                },
+            )
+            .await?;
+        }
+        Notification::Objects(objects) => {
+            send(
+                d.agg,
+                AggMsg::Register {
+                    id,
+                    receipt,
+                    objects: objects.len(),
+                },
+            )
+            .await?;
+            for obj in objects {
+                let permit = tokio::select! {
+                    _ = d.stop.cancelled() => None,
+                    p = d.permits.clone().acquire_owned() => p.ok(),
+                };
+                let (agg, clients, metrics, chunk_rows) = (
+                    d.agg.clone(),
+                    d.clients.clone(),
+                    d.metrics.clone(),
+                    d.chunk_rows,
+                );
+                tasks.spawn(async move {
+                    let ok = match permit {
+                        Some(_permit) => {
+                            process_object(&obj, &clients, &metrics, &agg, id, chunk_rows).await
+                        }
+                        // Shutting down: the object is left for the message's return.
+                        None => false,
+                    };
+                    let _ = agg.send(AggMsg::ObjectDone { id, ok }).await;
+                });
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Processes one batch of messages to the end and reports which succeeded: the
+/// Lambda handler. Everything is flushed before it returns (a Lambda invocation
+/// keeps no buffers).
+pub async fn process_batch(
+    cfg: &WorkerConfig,
+    clients: &Clients,
+    metrics: &Arc<Metrics>,
+    messages: Vec<(String, String)>,
+) -> Result<Outcomes, WorkerError> {
+    let outcomes = Arc::new(std::sync::Mutex::new(Outcomes::default()));
+    let (agg_tx, agg_rx) = mpsc::channel::<AggMsg>(64);
+    let aggregator = tokio::spawn(aggregate(
+        cfg.clone(),
+        clients.clone(),
+        metrics.clone(),
+        agg_rx,
+        agg_tx.clone(),
+        Acknowledge::Report(outcomes.clone()),
+    ));
+    let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let mut unregistered = Vec::new();
+    for (i, (message_id, body)) in messages.into_iter().enumerate() {
+        add(&metrics.messages_received, 1);
+        let d = Dispatch {
+            clients,
+            metrics,
+            agg: &agg_tx,
+            permits: &permits,
+            stop: &stop,
+            chunk_rows: cfg.chunk_rows,
+        };
+        if !dispatch(
+            &d,
+            i as MessageId,
+            message_id.clone(),
+            &message_id,
+            &body,
+            &mut tasks,
+        )
+        .await?
+        {
+            unregistered.push(message_id);
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    send(&agg_tx, AggMsg::Drain).await?;
+    drop(agg_tx);
+    aggregator
+        .await
+        .map_err(|e| WorkerError::Internal(format!("aggregator: {e}")))??;
+    let mut out = outcomes.lock().map(|o| o.clone()).unwrap_or_default();
+    out.failed.extend(unregistered);
+    add(&metrics.messages_deleted, out.succeeded.len() as u64);
+    Ok(out)
 }
 
 async fn send(agg: &mpsc::Sender<AggMsg>, m: AggMsg) -> Result<(), WorkerError> {
@@ -470,6 +580,7 @@ async fn aggregate(
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<AggMsg>,
     tx: mpsc::Sender<AggMsg>,
+    ack: Acknowledge,
 ) -> Result<(), WorkerError> {
     let mut buffers = PartitionBuffers::new(cfg.flush.clone());
     let mut ledger = AckLedger::new();
@@ -521,7 +632,7 @@ async fn aggregate(
                 for (key, pending) in buffers.expired(now) {
                     start_flush(key, pending, &mut ledger, &mut flushes, &mut flushing_bytes, &mut side_tasks);
                 }
-                if last_heartbeat.elapsed() >= cfg.heartbeat_interval {
+                if matches!(ack, Acknowledge::Sqs) && last_heartbeat.elapsed() >= cfg.heartbeat_interval {
                     last_heartbeat = Instant::now();
                     let receipts = ledger.receipts();
                     if !receipts.is_empty() {
@@ -597,7 +708,7 @@ async fn aggregate(
                 }
             }
         }
-        settle(&clients, &cfg, &metrics, settled, &mut side_tasks);
+        settle(&clients, &cfg, &metrics, &ack, settled, &mut side_tasks);
         metrics.buffer_bytes.store(
             (buffers.total_bytes() + flushing_bytes) as u64,
             Ordering::Relaxed,
@@ -633,7 +744,14 @@ async fn aggregate(
             Settled::Delete(r) | Settled::Release(r) => r,
         })
         .collect();
-    if !released.is_empty() {
+    if !released.is_empty()
+        && let Acknowledge::Report(out) = &ack
+    {
+        add(&metrics.messages_released, released.len() as u64);
+        if let Ok(mut o) = out.lock() {
+            o.failed.extend(released.iter().cloned());
+        }
+    } else if !released.is_empty() {
         add(&metrics.messages_released, released.len() as u64);
         tracing::warn!(
             messages = released.len(),
@@ -649,9 +767,24 @@ fn settle(
     clients: &Clients,
     cfg: &WorkerConfig,
     metrics: &Arc<Metrics>,
+    ack: &Acknowledge,
     settled: Vec<Settled>,
     side: &mut JoinSet<()>,
 ) {
+    if let Acknowledge::Report(out) = ack {
+        if let Ok(mut o) = out.lock() {
+            for s in settled {
+                match s {
+                    Settled::Delete(id) => o.succeeded.push(id),
+                    Settled::Release(id) => {
+                        add(&metrics.messages_released, 1);
+                        o.failed.push(id);
+                    }
+                }
+            }
+        }
+        return;
+    }
     let mut deletes = Vec::new();
     for s in settled {
         match s {
