@@ -93,12 +93,12 @@ enum Command {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// CloudTrail files or folders.
+    /// CloudTrail files or folders, or one trail bucket: s3://bucket[/prefix].
     #[arg(required = true)]
-    paths: Vec<PathBuf>,
-    /// The lake: a local folder.
+    paths: Vec<String>,
+    /// The lake: a local folder, or s3://bucket/prefix (with an S3 source).
     #[arg(long, env = "TRAILHOUSE_LAKE")]
-    lake: PathBuf,
+    lake: String,
     /// Bucket layout.
     #[arg(long, value_enum, default_value = "ext", env = "TRAILHOUSE_LAYOUT")]
     layout: LayoutArg,
@@ -120,6 +120,52 @@ struct ReplayArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// S3 source: first day, YYYY-MM-DD (or an RFC 3339 time: its UTC day).
+    #[arg(long, value_parser = parse_day)]
+    from: Option<u32>,
+    /// S3 source: last day, inclusive.
+    #[arg(long, value_parser = parse_day)]
+    to: Option<u32>,
+    /// S3 source: only these accounts (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    accounts: Vec<String>,
+    /// S3 source: only these regions (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// S3 source: record completed day prefixes here (a file or s3://bucket/key) and
+    /// skip them when resuming.
+    #[arg(long)]
+    checkpoint: Option<String>,
+    /// S3 source: send the planned objects to this SQS queue for `trailhouse run`
+    /// workers instead of processing them here.
+    #[arg(long)]
+    enqueue: Option<String>,
+    /// S3 source: objects processed at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Path-style S3 addressing (emulators, S3-compatible stores).
+    #[arg(long, env = "TRAILHOUSE_S3_PATH_STYLE")]
+    s3_path_style: bool,
+}
+
+/// Parses `YYYY-MM-DD`, `YYYYMMDD` or an RFC 3339 time into `YYYYMMDD` (UTC).
+fn parse_day(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let day = if t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.to_string()
+    } else if t.len() == 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' {
+        t.replace('-', "")
+    } else {
+        let ms = trailhouse_cloudtrail::time::parse_rfc3339_ms(t)
+            .ok_or_else(|| format!("not a date or time: {s:?} (use YYYY-MM-DD)"))?;
+        trailhouse_cloudtrail::time::utc_day(ms).to_string()
+    };
+    let n: u32 = day.parse().map_err(|_| format!("not a date: {s:?}"))?;
+    let (m, d) = (n / 100 % 100, n % 100);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(format!("not a date: {s:?}"));
+    }
+    Ok(n)
 }
 
 #[derive(Args)]
@@ -565,9 +611,11 @@ fn parse_size(s: &str) -> Result<usize, String> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -577,6 +625,27 @@ fn init_logging(format: LogFormat) {
 fn replay(args: ReplayArgs) -> Result<()> {
     if args.flush_bytes == 0 || args.max_buffer_bytes == 0 {
         bail!("--flush-bytes and --max-buffer-bytes must be positive");
+    }
+    if args.paths.iter().any(|p| p.starts_with("s3://")) {
+        return replay_s3(args);
+    }
+    for flag in [
+        ("--checkpoint", args.checkpoint.is_some()),
+        ("--enqueue", args.enqueue.is_some()),
+        ("--from/--to", args.from.is_some() || args.to.is_some()),
+        (
+            "--accounts/--regions",
+            !args.accounts.is_empty() || !args.regions.is_empty(),
+        ),
+    ] {
+        if flag.1 {
+            bail!("{} applies to an s3:// source", flag.0);
+        }
+    }
+    if args.lake.starts_with("s3://") {
+        bail!(
+            "a local replay writes a local lake; for an S3 lake replay from s3:// or run `trailhouse run`"
+        );
     }
     let defaults = ReplayOptions::default();
     let opts = ReplayOptions {
@@ -594,7 +663,8 @@ fn replay(args: ReplayArgs) -> Result<()> {
         },
         ..defaults
     };
-    let summary = replay_local(&args.paths, &args.lake, &opts)?;
+    let paths: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();
+    let summary = replay_local(&paths, std::path::Path::new(&args.lake), &opts)?;
     eprintln!("{}", summary.human());
     if let Some(path) = args.summary {
         let mut text = serde_json::to_vec_pretty(&summary)?;
@@ -603,6 +673,80 @@ fn replay(args: ReplayArgs) -> Result<()> {
             .with_context(|| format!("writing the summary to {}", path.display()))?;
     }
     Ok(())
+}
+
+fn replay_s3(a: ReplayArgs) -> Result<()> {
+    use std::sync::Arc;
+    use trailhouse_pipeline::metrics::Metrics;
+    use trailhouse_pipeline::plan::PlanFilter;
+    use trailhouse_pipeline::s3_replay::{CheckpointLocation, S3ReplayOptions, replay_s3};
+    use trailhouse_pipeline::worker::WorkerConfig;
+
+    if a.paths.len() != 1 {
+        bail!("replay takes one s3:// source at a time");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cfg = WorkerConfig {
+        queue_url: String::new(),
+        layout: a.layout.into(),
+        concurrency: a.concurrency.unwrap_or(2 * cores).max(1),
+        flush: FlushPolicy {
+            flush_bytes: a.flush_bytes,
+            max_buffer_bytes: a.max_buffer_bytes,
+            max_age_ms: None,
+        },
+        write: WriteOptions {
+            max_file_rows: a.max_file_rows.max(1),
+            zstd_level: a.zstd_level,
+            ..WriteOptions::default()
+        },
+        visibility_timeout: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(3600),
+        wait_time: Duration::ZERO,
+        shutdown_timeout: Duration::ZERO,
+        idle_exit: None,
+        chunk_rows: 4096,
+    };
+    let opts = S3ReplayOptions {
+        filter: PlanFilter {
+            from: a.from,
+            to: a.to,
+            accounts: a.accounts.clone(),
+            regions: a.regions.clone(),
+        },
+        checkpoint: a.checkpoint.as_deref().map(CheckpointLocation::parse),
+        enqueue: a.enqueue.clone(),
+    };
+    let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let c = clients(&a.lake, a.s3_path_style).await?;
+        let metrics = Arc::new(Metrics::default());
+        let report = replay_s3(&a.paths[0], &cfg, &c, &metrics, &opts).await?;
+        let mut summary = serde_json::to_value(&report)?;
+        if let (Some(obj), serde_json::Value::Object(m)) = (summary.as_object_mut(), serde_json::to_value(metrics.summary())?) {
+            for (k, v) in m {
+                if k != "objects_failed" {
+                    obj.entry(k).or_insert(v);
+                }
+            }
+            obj.insert("elapsed_secs".into(), started.elapsed().as_secs_f64().into());
+        }
+        eprintln!("{}", serde_json::to_string(&summary)?);
+        if let Some(path) = &a.summary {
+            std::fs::write(path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+        }
+        if report.days_failed > 0 {
+            bail!(
+                "{} day prefixes had objects that failed ({} objects); rerun (with --checkpoint to skip the completed days)",
+                report.days_failed,
+                report.objects_failed.len()
+            );
+        }
+        Ok(())
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -7,6 +7,8 @@
 //!   bounded memory, with a [`replay::Summary`].
 //! - [`quarantine`]: bad objects and records kept with their reasons.
 //! - [`convert`]: CloudTrail to OCSF JSON Lines.
+//! - [`plan`] and [`s3_replay`]: replay of a trail bucket by day prefix, with a
+//!   checkpoint, or enqueued for a fleet of workers.
 //! - [`worker`]: `trailhouse run`, the SQS-driven streaming worker, with
 //!   [`notification`] (every message shape), [`ledger`] (when a message may be
 //!   deleted), [`store`] (local or S3 lake) and [`metrics`].
@@ -15,9 +17,11 @@ pub mod convert;
 pub mod ledger;
 pub mod metrics;
 pub mod notification;
+pub mod plan;
 pub mod process;
 pub mod quarantine;
 pub mod replay;
+pub mod s3_replay;
 pub mod store;
 pub mod worker;
 
