@@ -517,7 +517,7 @@ fn lambda(a: LambdaArgs) -> Result<()> {
                     )
                 })
                 .collect();
-            let outcomes = process_batch(&cfg, &clients, &metrics, messages)
+            let outcomes = process_batch(&cfg, &clients, &metrics, messages, false)
                 .await
                 .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
             let summary = metrics.summary();

@@ -191,50 +191,51 @@ fn put(b: &mut StringBuilder, v: Option<&str>) -> bool {
 
 /// Copies JSON text without insignificant whitespace, borrowing when there is none
 /// (CloudTrail writes compact JSON, so that is the usual case). Key order is kept.
+/// Strings are skipped with `memchr`, so the common case costs little more than a
+/// scan for quotes.
 pub fn compact_json(s: &str) -> Cow<'_, str> {
     let b = s.as_bytes();
-    let mut in_str = false;
-    let mut esc = false;
-    let needs = b.iter().any(|&c| {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
-                esc = true;
-            } else if c == b'"' {
-                in_str = false;
-            }
-            false
-        } else if c == b'"' {
-            in_str = true;
-            false
-        } else {
-            c.is_ascii_whitespace()
+    let mut i = 0;
+    loop {
+        let Some(off) = b[i..]
+            .iter()
+            .position(|&c| c == b'"' || c.is_ascii_whitespace())
+        else {
+            return Cow::Borrowed(s);
+        };
+        i += off;
+        if b[i] != b'"' {
+            break; // insignificant whitespace at `i`
         }
-    });
-    if !needs {
-        return Cow::Borrowed(s);
+        i = string_end(b, i + 1);
     }
     let mut out = String::with_capacity(s.len());
-    let (mut in_str, mut esc) = (false, false);
-    for c in s.chars() {
-        if in_str {
-            out.push(c);
-            if esc {
-                esc = false;
-            } else if c == '\\' {
-                esc = true;
-            } else if c == '"' {
-                in_str = false;
+    let mut from = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => i = string_end(b, i + 1),
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.push_str(&s[from..i]);
+                i += 1;
+                from = i;
             }
-        } else if c == '"' {
-            in_str = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
+            _ => i += 1,
         }
     }
+    out.push_str(&s[from..]);
     Cow::Owned(out)
+}
+
+/// The index just past the closing quote of the string whose contents start at `i`.
+fn string_end(b: &[u8], mut i: usize) -> usize {
+    loop {
+        match memchr::memchr2(b'"', b'\\', &b[i.min(b.len())..]) {
+            None => return b.len(),
+            Some(off) if b[i + off] == b'\\' => i += off + 2,
+            Some(off) => return i + off + 1,
+        }
+    }
 }
 
 fn hostname_like(s: &str) -> bool {
@@ -1258,5 +1259,26 @@ impl OcsfBuilder {
                 observables,
             ],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_json;
+    use std::borrow::Cow;
+
+    #[test]
+    fn compact_json_removes_only_insignificant_whitespace() {
+        let compact = r#"{"a":[1,2],"s":"x y\t\"q\" \\","e":{}}"#;
+        assert!(matches!(compact_json(compact), Cow::Borrowed(_)));
+        let spaced = "{ \"a\" : [ 1 ,\n 2 ] ,\t\"s\" : \"x y\\t\\\"q\\\" \\\\\" , \"e\" : { } }";
+        assert_eq!(compact_json(spaced), compact);
+        let v: serde_json::Value = serde_json::from_str(spaced).unwrap();
+        let w: serde_json::Value = serde_json::from_str(&compact_json(spaced)).unwrap();
+        assert_eq!(v, w);
+        assert_eq!(compact_json(" \"é ü\" "), "\"é ü\"");
+        assert_eq!(compact_json(""), "");
+        // Unterminated input (not produced by the parser) must not panic.
+        assert_eq!(compact_json("\"abc\\"), "\"abc\\");
     }
 }

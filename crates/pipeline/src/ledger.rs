@@ -141,6 +141,20 @@ impl AckLedger {
         })
     }
 
+    /// Whether any pending message has failed.
+    pub fn any_failed(&self) -> bool {
+        self.messages.values().any(|e| e.failed)
+    }
+
+    /// Receipts of the pending messages that have failed.
+    pub fn failed_receipts(&self) -> HashSet<String> {
+        self.messages
+            .values()
+            .filter(|e| e.failed)
+            .map(|e| e.receipt.clone())
+            .collect()
+    }
+
     /// Gives up on every message still pending (shutdown with work left): they are
     /// released to reappear.
     pub fn release_all(&mut self) -> Vec<Settled> {

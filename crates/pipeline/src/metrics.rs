@@ -40,6 +40,9 @@ pub struct Metrics {
     pub records_quarantined: AtomicU64,
     /// Duplicate rows dropped at flush.
     pub duplicates_dropped: AtomicU64,
+    /// Rows read but not written because their batch failed (all-or-nothing
+    /// replay days); they are written when the batch is redone.
+    pub rows_discarded: AtomicU64,
     /// Parquet files written.
     pub files_written: AtomicU64,
     /// Partition flushes completed.
@@ -89,6 +92,8 @@ pub struct WorkerSummary {
     pub records_quarantined: u64,
     /// See [`Metrics`].
     pub duplicates_dropped: u64,
+    /// See [`Metrics`].
+    pub rows_discarded: u64,
     /// Rows written per class name.
     pub rows_written: BTreeMap<String, u64>,
     /// See [`Metrics`].
@@ -137,6 +142,7 @@ impl Metrics {
             records_read: get(&self.records_read),
             records_quarantined: get(&self.records_quarantined),
             duplicates_dropped: get(&self.duplicates_dropped),
+            rows_discarded: get(&self.rows_discarded),
             rows_written: self
                 .rows_written
                 .lock()

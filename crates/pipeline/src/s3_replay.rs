@@ -271,11 +271,11 @@ async fn process_day(
         return Ok(true);
     }
     tracing::debug!(prefix = %day.prefix, objects = messages.len(), "replaying day");
-    let outcomes = process_batch(cfg, clients, metrics, messages).await?;
-    for key in &outcomes.failed {
-        tracing::error!(object = %format!("s3://{bucket}/{key}"), "object failed; its day will be replayed again");
+    let outcomes = process_batch(cfg, clients, metrics, messages, true).await?;
+    if !outcomes.failed.is_empty() {
+        tracing::error!(prefix = %format!("s3://{bucket}/{}", day.prefix), "the day had failed objects: nothing of it was written; it will be replayed whole next run");
     }
-    let ok = outcomes.failed.is_empty();
+    let ok = outcomes.failed.is_empty() && outcomes.discarded.is_empty();
     report.objects_failed.extend(
         outcomes
             .failed

@@ -99,7 +99,13 @@ enum AggMsg {
         bytes: usize,
         result: Result<(), String>,
     },
-    Drain,
+    /// Flush everything and stop. With `all_or_nothing`, if any message failed or
+    /// `unregistered` is set, the buffers are dropped instead (every message is then
+    /// reported failed): a replay day is written whole or not at all.
+    Drain {
+        all_or_nothing: bool,
+        unregistered: bool,
+    },
 }
 
 /// How settled messages are acknowledged.
@@ -120,6 +126,9 @@ pub struct Outcomes {
     pub succeeded: Vec<String>,
     /// Something failed: must come back.
     pub failed: Vec<String>,
+    /// Nothing failed, but their batch was dropped because another message of it
+    /// failed (`all_or_nothing`): must come back too.
+    pub discarded: Vec<String>,
 }
 
 /// Clients and shared state of one worker.
@@ -152,7 +161,12 @@ pub async fn run(
     ));
     let received = receive(&cfg, &clients, &metrics, &stop, &agg_tx).await;
     // Whatever ended receiving, drain: flush what is buffered, delete what is durable.
-    let _ = agg_tx.send(AggMsg::Drain).await;
+    let _ = agg_tx
+        .send(AggMsg::Drain {
+            all_or_nothing: false,
+            unregistered: false,
+        })
+        .await;
     drop(agg_tx);
     let drained = aggregator
         .await
@@ -372,13 +386,16 @@ async fn dispatch(
 }
 
 /// Processes one batch of messages to the end and reports which succeeded: the
-/// Lambda handler. Everything is flushed before it returns (a Lambda invocation
-/// keeps no buffers).
+/// Lambda handler, and one day of a replay. Everything is flushed before it returns
+/// (a Lambda invocation keeps no buffers). With `all_or_nothing`, a batch in which
+/// anything failed writes nothing (rows flushed early under memory pressure aside)
+/// and every message is reported failed, so redoing it cannot duplicate rows.
 pub async fn process_batch(
     cfg: &WorkerConfig,
     clients: &Clients,
     metrics: &Arc<Metrics>,
     messages: Vec<(String, String)>,
+    all_or_nothing: bool,
 ) -> Result<Outcomes, WorkerError> {
     let outcomes = Arc::new(std::sync::Mutex::new(Outcomes::default()));
     let (agg_tx, agg_rx) = mpsc::channel::<AggMsg>(64);
@@ -418,7 +435,14 @@ pub async fn process_batch(
         }
     }
     while tasks.join_next().await.is_some() {}
-    send(&agg_tx, AggMsg::Drain).await?;
+    send(
+        &agg_tx,
+        AggMsg::Drain {
+            all_or_nothing,
+            unregistered: !unregistered.is_empty(),
+        },
+    )
+    .await?;
     drop(agg_tx);
     aggregator
         .await
@@ -591,6 +615,8 @@ async fn aggregate(
     let started = Instant::now();
     let mut last_heartbeat = Instant::now();
     let mut draining = false;
+    // Whether any object of this run failed (for all-or-nothing batches).
+    let mut any_object_failed = false;
     // The aggregator keeps a sender of its own for its flush tasks: the channel never
     // closes under it, and the loop ends only when draining is complete.
 
@@ -671,6 +697,7 @@ async fn aggregate(
                 }
             }
             AggMsg::ObjectDone { id, ok } => {
+                any_object_failed |= !ok;
                 settled.extend(if ok {
                     ledger.object_done(id)
                 } else {
@@ -694,8 +721,34 @@ async fn aggregate(
                 };
                 settled.extend(ledger.flushed(&buffer, ok));
             }
-            AggMsg::Drain => {
+            AggMsg::Drain {
+                all_or_nothing,
+                unregistered,
+            } => {
                 draining = true;
+                if all_or_nothing && (unregistered || any_object_failed || ledger.any_failed()) {
+                    let dropped: usize = buffers.drain().iter().map(|(_, p)| p.rows).sum();
+                    add(&metrics.rows_discarded, dropped as u64);
+                    tracing::warn!(
+                        rows = dropped,
+                        "batch had failures: nothing of it is written"
+                    );
+                    let failed = ledger.failed_receipts();
+                    let mut discarded = Vec::new();
+                    for s in ledger.release_all() {
+                        let (Settled::Delete(r) | Settled::Release(r)) = s;
+                        if failed.contains(&r) {
+                            settled.push(Settled::Release(r));
+                        } else {
+                            discarded.push(r);
+                        }
+                    }
+                    if let Acknowledge::Report(out) = &ack
+                        && let Ok(mut o) = out.lock()
+                    {
+                        o.discarded.extend(discarded);
+                    }
+                }
                 for (key, pending) in buffers.drain() {
                     start_flush(
                         key,
