@@ -102,6 +102,8 @@ pub struct WorkerSummary {
     pub bytes_in: u64,
     /// See [`Metrics`].
     pub bytes_out: u64,
+    /// Peak resident memory of the process in bytes (Linux).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -151,6 +153,7 @@ impl Metrics {
             files_written: get(&self.files_written),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
+            peak_rss_bytes: crate::replay::peak_rss_bytes(),
         }
     }
 
