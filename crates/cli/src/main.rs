@@ -469,27 +469,20 @@ fn lambda(a: LambdaArgs) -> Result<()> {
     use trailhouse_pipeline::worker::{WorkerConfig, process_batch};
 
     let started = std::time::Instant::now();
-    let cfg = WorkerConfig {
-        queue_url: String::new(),
-        layout: a.layout.into(),
-        concurrency: a.concurrency.unwrap_or(4).max(1),
-        flush: FlushPolicy {
-            // One file per partition per invocation unless memory runs short.
+    let cfg = WorkerConfig::batch(
+        a.layout.into(),
+        a.concurrency.unwrap_or(4),
+        // One file per partition per invocation unless memory runs short.
+        FlushPolicy {
             flush_bytes: a.max_buffer_bytes.max(1),
             max_buffer_bytes: a.max_buffer_bytes.max(1),
             max_age_ms: None,
         },
-        write: WriteOptions {
+        WriteOptions {
             zstd_level: a.zstd_level,
             ..WriteOptions::default()
         },
-        visibility_timeout: Duration::from_secs(30),
-        heartbeat_interval: Duration::from_secs(3600),
-        wait_time: Duration::ZERO,
-        shutdown_timeout: Duration::from_secs(0),
-        idle_exit: None,
-        chunk_rows: 4096,
-    };
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -686,27 +679,20 @@ fn replay_s3(a: ReplayArgs) -> Result<()> {
         bail!("replay takes one s3:// source at a time");
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cfg = WorkerConfig {
-        queue_url: String::new(),
-        layout: a.layout.into(),
-        concurrency: a.concurrency.unwrap_or(2 * cores).max(1),
-        flush: FlushPolicy {
+    let cfg = WorkerConfig::batch(
+        a.layout.into(),
+        a.concurrency.unwrap_or(2 * cores),
+        FlushPolicy {
             flush_bytes: a.flush_bytes,
             max_buffer_bytes: a.max_buffer_bytes,
             max_age_ms: None,
         },
-        write: WriteOptions {
+        WriteOptions {
             max_file_rows: a.max_file_rows.max(1),
             zstd_level: a.zstd_level,
             ..WriteOptions::default()
         },
-        visibility_timeout: Duration::from_secs(30),
-        heartbeat_interval: Duration::from_secs(3600),
-        wait_time: Duration::ZERO,
-        shutdown_timeout: Duration::ZERO,
-        idle_exit: None,
-        chunk_rows: 4096,
-    };
+    );
     let opts = S3ReplayOptions {
         filter: PlanFilter {
             from: a.from,

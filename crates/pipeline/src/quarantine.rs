@@ -55,6 +55,28 @@ struct ObjectNote<'a> {
     copy: &'a str,
 }
 
+/// One quarantined record as a JSON line (with its newline): object key, record
+/// index, reason, and the original bytes as text, or as hex when not UTF-8. The one
+/// format of `_quarantine/records/*.jsonl`, local or S3.
+pub fn record_line(key: &str, index: u64, reason: &str, bytes: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(bytes).ok();
+    let line = RecordLine {
+        object: key,
+        record_index: index,
+        reason,
+        record: text,
+        record_hex: if text.is_none() {
+            Some(hex(bytes))
+        } else {
+            None
+        },
+    };
+    // Serializing strings and integers cannot fail.
+    let mut buf = serde_json::to_vec(&line).unwrap_or_default();
+    buf.push(b'\n');
+    buf
+}
+
 /// Writes quarantined objects and records under one lake root.
 pub struct Quarantine {
     root: PathBuf,
@@ -83,20 +105,7 @@ impl Quarantine {
         } else {
             OpenOptions::new().append(true).open(&path)?
         };
-        let text = std::str::from_utf8(bytes).ok();
-        let line = RecordLine {
-            object: key,
-            record_index: index,
-            reason,
-            record: text,
-            record_hex: if text.is_none() {
-                Some(hex(bytes))
-            } else {
-                None
-            },
-        };
-        let mut buf = serde_json::to_vec(&line).map_err(io::Error::other)?;
-        buf.push(b'\n');
+        let buf = record_line(key, index, reason, bytes);
         f.write_all(&buf)
     }
 

@@ -33,7 +33,7 @@ use crate::ledger::{AckLedger, BufferId, MessageId, Settled};
 use crate::metrics::{Metrics, add};
 use crate::notification::{Notification, ObjectRef, parse};
 use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor};
-use crate::quarantine::{QUARANTINE_DIR, safe_name};
+use crate::quarantine::{QUARANTINE_DIR, record_line, safe_name};
 use crate::store::{Lake, sdk_error_message};
 
 /// How the worker runs.
@@ -62,6 +62,34 @@ pub struct WorkerConfig {
     pub idle_exit: Option<Duration>,
     /// Rows per mapped chunk.
     pub chunk_rows: usize,
+}
+
+impl WorkerConfig {
+    /// A configuration for batches handled to their end (Lambda, replay days): no
+    /// queue to poll, no heartbeat, no age-based flushes.
+    pub fn batch(
+        layout: Layout,
+        concurrency: usize,
+        flush: FlushPolicy,
+        write: WriteOptions,
+    ) -> Self {
+        WorkerConfig {
+            queue_url: String::new(),
+            layout,
+            concurrency: concurrency.max(1),
+            flush: FlushPolicy {
+                max_age_ms: None,
+                ..flush
+            },
+            write,
+            visibility_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(3600),
+            wait_time: Duration::ZERO,
+            shutdown_timeout: Duration::ZERO,
+            idle_exit: None,
+            chunk_rows: 4096,
+        }
+    }
 }
 
 /// Why the worker stopped with an error (bad input never does).
@@ -535,14 +563,10 @@ async fn process_object(
         return false;
     }
     if !bad.is_empty() {
-        let mut lines = Vec::new();
-        for (index, reason, bytes) in &bad {
-            let text = std::str::from_utf8(bytes).ok();
-            let line = serde_json::json!({"object": location, "record_index": index, "reason": reason, "record": text,
-                "record_hex": if text.is_none() { Some(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()) } else { None }});
-            lines.extend(serde_json::to_vec(&line).unwrap_or_default());
-            lines.push(b'\n');
-        }
+        let lines: Vec<u8> = bad
+            .iter()
+            .flat_map(|(index, reason, bytes)| record_line(&location, *index, reason, bytes))
+            .collect();
         let rel = format!(
             "{QUARANTINE_DIR}/records/{}.jsonl",
             safe_name(&format!("{}/{}", obj.bucket, obj.key))
