@@ -450,14 +450,15 @@ def test_kill9_and_restart_loses_nothing(emu, tmp_path, workers):
 
 @pytest.mark.slow
 def test_slow_object_heartbeat_keeps_message_invisible(emu, tmp_path, workers):
-    """A 150 MB log takes longer than the 3 s visibility timeout: the heartbeat keeps its message
-    invisible, so it is received once and its records are written exactly once."""
-    t = Trail(emu, tmp_path, "t7", visibility=3, max_receive=3)
+    """A 200 MB log takes longer than the 2 s visibility timeout: the heartbeat keeps its message
+    invisible, so it is received once and its records are written exactly once. (A short timeout
+    and a large object keep a wide margin on a fast, quiet machine too.)"""
+    t = Trail(emu, tmp_path, "t7", visibility=2, max_receive=3)
     emu.notify_sqs(t.bucket, t.q.arn)
-    m = t.generate(71, large_file="150MB")
+    m = t.generate(71, large_file="200MB")
     t.upload()
     assert len(t.keys) == 1, t.keys
-    w = workers(t.q.url, t.lake, "--visibility-timeout", "3s", "--heartbeat-interval", "1s",
+    w = workers(t.q.url, t.lake, "--visibility-timeout", "2s", "--heartbeat-interval", "500ms",
                 "--idle-exit", "3s", *FAST)
     samples, t0 = [], time.monotonic()  # (seconds since start, visible, in flight)
     while w.alive() and time.monotonic() - t0 < 90:
@@ -471,7 +472,7 @@ def test_slow_object_heartbeat_keeps_message_invisible(emu, tmp_path, workers):
     reappeared = [s for s in samples[first:] if s[1] > 0]
     held_for = held[-1] - held[0] if held else 0.0
     print(f"message held in flight for {held_for:.1f}s; samples (t, visible, in flight): {samples}")
-    assert held_for > 3.0, (f"message in flight for only {held_for:.1f}s: not longer than the 3 s visibility timeout, "
+    assert held_for > 2.0, (f"message in flight for only {held_for:.1f}s: not longer than the 2 s visibility timeout, "
                             "so the heartbeat was not exercised (use a larger --large-file)")
     assert not reappeared, f"the message became visible again while being processed: {samples}"
     assert_queue_empty(emu, t.q)
