@@ -10,6 +10,7 @@ case "$target" in
   log_file) max_len=1048576 ;;
   record|json_record) max_len=65536 ;;
   strings) max_len=4096 ;;
+  notification) max_len=65536 ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 export RUSTC_BOOTSTRAP=1

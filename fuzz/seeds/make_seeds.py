@@ -208,7 +208,7 @@ def write(target, name, data):
 
 
 def main():
-    for t in ("log_file", "record", "json_record", "strings"):
+    for t in ("log_file", "record", "json_record", "strings", "notification"):
         shutil.rmtree(os.path.join(HERE, t), ignore_errors=True)
     g = golden()
     s = shaped()
@@ -275,6 +275,27 @@ def main():
         "\t-1.0E+2 \n",
     ]):
         write("strings", f"s{i:02}", t.encode())
+
+    # notification: SQS bodies of every shape the worker accepts.
+    key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/09/111122223333_CloudTrail_us-east-1_20240309T1200Z_abc.json.gz"
+    s3 = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                       "eventName": "ObjectCreated:Put",
+                       "s3": {"bucket": {"name": "trail-bucket"},
+                              "object": {"key": key.replace("_", "%5F") + "+x%2By", "size": 1024, "eTag": "abc"}}},
+                      {"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete",
+                       "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]}
+    notes = {
+        "s3_event": s3,
+        "sns_envelope": {"Type": "Notification", "Message": json.dumps(s3)},
+        "eventbridge": {"source": "aws.s3", "detail-type": "Object Created",
+                        "detail": {"bucket": {"name": "trail-bucket"}, "object": {"key": key, "size": 5, "etag": "e"}}},
+        "cloudtrail_sns": {"s3Bucket": "trail-bucket", "s3ObjectKey": [key, key + "2"]},
+        "test_event": {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "trail-bucket"},
+    }
+    for k, v in notes.items():
+        write("notification", k, json.dumps(v).encode())
+    write("notification", "form_keys", b"a+b%20c%2x%%41%e2%82%ac%FF/%")
+
 
 
 if __name__ == "__main__":
