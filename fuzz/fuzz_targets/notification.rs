@@ -38,12 +38,7 @@ fn unhex(s: &str) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
 
-    // Known, open: CloudTrail's SNS shape (`s3ObjectKey`) is not deduplicated (see the
-    // ignored test `cloudtrail_sns_notification_names_each_object_once` in
-    // crates/pipeline/src/notification.rs); drop this exception when it is fixed.
-    if let Notification::Objects(objs) = parse(&s)
-        && !s.contains("s3ObjectKey")
-    {
+    if let Notification::Objects(objs) = parse(&s) {
         let mut seen: Vec<(&str, &str)> = objs.iter().map(|o| (o.bucket.as_str(), o.key.as_str())).collect();
         seen.sort_unstable();
         let n = seen.len();

@@ -476,10 +476,13 @@ impl OcsfBuilder {
             Some(p) => Some(p.clone()),
             None => on_behalf_of.as_ref().and_then(|b| b.text("userId")),
         };
-        let credential = match ident.obj.as_ref().and_then(|o| o.text("accessKeyId")) {
+        let access_key = ident.obj.as_ref().and_then(|o| o.text("accessKeyId"));
+        let credential_from_key = access_key.is_some();
+        let credential = match access_key {
             Some(k) => Some(k),
             None => ident.obj.as_ref().and_then(|o| o.text("credentialId")),
         };
+        let idp_from_federation = federated.is_some();
         let idp_name = match federated {
             Some(f) => Some(f),
             None => ident.obj.as_ref().and_then(|o| o.text("identityProvider")),
@@ -502,32 +505,18 @@ impl OcsfBuilder {
                 self.skip.push("userName");
             }
             if credential.is_some() {
-                self.skip.push(
-                    if ident
-                        .obj
-                        .as_ref()
-                        .and_then(|o| o.text("accessKeyId"))
-                        .is_some()
-                    {
-                        "accessKeyId"
-                    } else {
-                        "credentialId"
-                    },
-                );
+                self.skip.push(if credential_from_key {
+                    "accessKeyId"
+                } else {
+                    "credentialId"
+                });
             }
             if idp_name.is_some() {
-                self.skip.push(
-                    if session_ctx
-                        .as_ref()
-                        .and_then(|s| s.object("webIdFederationData"))
-                        .and_then(|w| w.text("federatedProvider"))
-                        .is_some()
-                    {
-                        "sessionContext.webIdFederationData.federatedProvider"
-                    } else {
-                        "identityProvider"
-                    },
-                );
+                self.skip.push(if idp_from_federation {
+                    "sessionContext.webIdFederationData.federatedProvider"
+                } else {
+                    "identityProvider"
+                });
             }
             if created_ms.is_some() {
                 self.skip.push("sessionContext.attributes.creationDate");
@@ -558,29 +547,26 @@ impl OcsfBuilder {
             let flatten_all = match slot {
                 None => true,
                 Some(Field::UserIdentity) => {
-                    let skip = std::mem::take(&mut self.skip);
-                    let r = self.unmapped.flatten(
-                        name,
-                        raw,
-                        if ident.obj.is_some() { &skip } else { &[] },
-                    );
-                    self.skip = skip;
-                    r.map_err(|e| MapError::Unflattenable(name.to_string(), e.to_string()))?;
+                    // `skip` is empty unless userIdentity is an object.
+                    self.unmapped
+                        .flatten(name, raw, &self.skip)
+                        .map_err(|e| MapError::Unflattenable(name.to_string(), e.to_string()))?;
                     false
                 }
                 Some(Field::AdditionalEventData) => {
-                    let mut skip: Vec<&str> = Vec::new();
-                    if login_to.is_some() {
-                        skip.push("LoginTo");
-                    }
-                    if mfa_used.is_some() {
-                        skip.push("MFAUsed");
-                    }
-                    if additional_user.is_some() {
-                        skip.push("UserName");
+                    let consumed = [
+                        login_to.is_some().then_some("LoginTo"),
+                        mfa_used.is_some().then_some("MFAUsed"),
+                        additional_user.is_some().then_some("UserName"),
+                    ];
+                    let mut skip = [""; 3];
+                    let mut n = 0;
+                    for key in consumed.into_iter().flatten() {
+                        skip[n] = key;
+                        n += 1;
                     }
                     self.unmapped
-                        .flatten(name, raw, &skip)
+                        .flatten(name, raw, &skip[..n])
                         .map_err(|e| MapError::Unflattenable(name.to_string(), e.to_string()))?;
                     false
                 }

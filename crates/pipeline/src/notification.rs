@@ -34,9 +34,20 @@ pub enum Notification {
 /// Parses an SQS message body.
 pub fn parse(body: &str) -> Notification {
     match serde_json::from_str::<Value>(body) {
-        Ok(v) => classify(&v, 0),
+        Ok(v) => match classify(&v, 0) {
+            Notification::Objects(objects) => Notification::Objects(once_each(objects)),
+            other => other,
+        },
         Err(e) => Notification::Unrecognized(format!("body is not JSON: {e}")),
     }
+}
+
+/// Names each (bucket, key) once, whatever the shape: a multipart upload can be
+/// announced twice, and CloudTrail's `s3ObjectKey` list is not promised unique.
+fn once_each(mut objects: Vec<ObjectRef>) -> Vec<ObjectRef> {
+    objects.sort();
+    objects.dedup_by(|a, b| a.bucket == b.bucket && a.key == b.key);
+    objects
 }
 
 fn classify(v: &Value, depth: u8) -> Notification {
@@ -143,9 +154,6 @@ fn s3_event(records: &[Value]) -> Notification {
                 .map(str::to_string),
         });
     }
-    // A multipart upload can be announced twice; process each object once.
-    out.sort();
-    out.dedup_by(|a, b| a.bucket == b.bucket && a.key == b.key);
     Notification::Objects(out)
 }
 
@@ -245,6 +253,20 @@ mod tests {
         }
         let wrapped = serde_json::json!({"Type": "Notification", "Message": body});
         assert!(matches!(parse(&wrapped.to_string()), Notification::Objects(v) if v.len() == 2));
+    }
+
+    #[test]
+    fn cloudtrail_sns_notification_names_each_object_once() {
+        let body = format!(
+            r#"{{"s3Bucket":"trail-bucket","s3ObjectKey":["{KEY}","other.json.gz","{KEY}"]}}"#
+        );
+        match parse(&body) {
+            Notification::Objects(v) => {
+                let keys: Vec<&str> = v.iter().map(|o| o.key.as_str()).collect();
+                assert_eq!(keys, [KEY, "other.json.gz"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
