@@ -492,6 +492,8 @@ def lake_rows(emu: Emulator, lake: str) -> tuple[list[Row], list[str]]:
     rows, bad = [], []
     for key in sorted(emu.list_keys(bucket, prefix + "ext/")):
         rel = key[len(prefix):]
+        if rel.startswith(FINDINGS_PREFIX):
+            continue  # Detection Findings from Insights files: see finding_keys
         parsed = parse_ext_key(rel)
         if parsed is None:
             bad.append(key)
@@ -503,6 +505,15 @@ def lake_rows(emu: Emulator, lake: str) -> tuple[list[Row], list[str]]:
                 bad.append(f"{key}: row {r['metadata'].get('uid')} has class_uid {r['class_uid']}")
             rows.append(Row(part, r["metadata"]["uid"], r["class_uid"], r["time"], key))
     return rows, bad
+
+
+FINDINGS_PREFIX = "ext/CLOUD_TRAIL_INSIGHTS_DETECTION_FINDING/1.0/"
+
+
+def finding_keys(emu: Emulator, lake: str) -> list[str]:
+    """Parquet keys of the Detection Finding table (one row each)."""
+    bucket, prefix = split_lake(lake)
+    return [k for k in emu.list_keys(bucket, prefix + FINDINGS_PREFIX) if k.endswith(".parquet")]
 
 
 def parquet_keys(emu: Emulator, lake: str) -> list[str]:

@@ -87,6 +87,11 @@ def check_lake(emu, lake: str, manifest: dict, corpus: Path, allowed_extra: set[
     assert not diff, f"rows per partition differ (lake, manifest): {dict(sorted(diff.items())[:8])}"
     want_classes = {CLASS_UID[k]: v for k, v in manifest["rows_by_class"].items()}
     assert dict(classes) == want_classes, f"rows per class_uid: lake {dict(classes)} != manifest {want_classes}"
+    # Each generated CloudTrail Insights file (a Start and an End record) becomes two
+    # Detection Finding rows.
+    if "objects_skipped_insight" in manifest:  # a whole corpus's manifest
+        findings = E.finding_keys(emu, lake)
+        assert len(findings) == 2 * manifest["objects_skipped_insight"], findings
     return rows
 
 

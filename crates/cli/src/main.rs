@@ -1,6 +1,8 @@
 //! `trailhouse`: CloudTrail logs into an open OCSF security data lake in Amazon
 //! Security Lake's layout. Thin glue over the library crates.
 
+mod dashboard;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -80,7 +82,18 @@ enum Command {
     /// Write a realistic synthetic CloudTrail tree (AWSLogs/… layout) for tests,
     /// demos and benchmarks, with a manifest of what a correct pipeline produces.
     Generate(GenerateArgs),
+    /// Find unusual API call rates and error rates in the lake's management events,
+    /// the way CloudTrail Insights does (7-day seasonal baselines), and write them to
+    /// the lake as OCSF Detection Findings (and, if asked, as CloudTrail Insights files).
+    Insights(InsightsArgs),
+    /// Write one self-contained HTML page with the Insights dashboards CloudTrail
+    /// Lake had and an activity overview of the lake.
+    Dashboard(DashboardArgs),
     /// Print the Glue/Athena DDL for the lake's tables.
+    /// Run SQL on a lake (local folder or s3://bucket/prefix): one table per source
+    /// folder, views by class (api_activity, authentication, account_change,
+    /// cloudtrail), partition columns region, accountid, eventday.
+    Query(QueryArgs),
     Ddl {
         /// Layout of the lake.
         #[arg(long, value_enum, default_value = "ext")]
@@ -169,6 +182,49 @@ fn parse_day(s: &str) -> Result<u32, String> {
 }
 
 #[derive(Args)]
+struct DashboardArgs {
+    /// The lake: a local folder, or s3://bucket/prefix.
+    #[arg(long, env = "TRAILHOUSE_LAKE")]
+    lake: String,
+    /// The HTML file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// First day shown (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_day, requires = "to")]
+    from: Option<u32>,
+    /// Last day shown (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_day, requires = "from")]
+    to: Option<u32>,
+    /// Path-style S3 addressing (emulators, S3-compatible stores).
+    #[arg(long, env = "TRAILHOUSE_S3_PATH_STYLE")]
+    s3_path_style: bool,
+}
+
+#[derive(Args)]
+struct InsightsArgs {
+    /// The lake: a local folder, or s3://bucket/prefix.
+    #[arg(long, env = "TRAILHOUSE_LAKE")]
+    lake: String,
+    /// First day that may open an insight (YYYY-MM-DD; default: the lake's first
+    /// day). The 7 days before it are read for the baseline.
+    #[arg(long, value_parser = parse_day)]
+    from: Option<u32>,
+    /// Last day analysed (YYYY-MM-DD; default: the lake's last day).
+    #[arg(long, value_parser = parse_day)]
+    to: Option<u32>,
+    /// Also write the insights as CloudTrail Insights files
+    /// (AWSLogs/{account}/CloudTrail-Insight/…) under this folder.
+    #[arg(long)]
+    records: Option<PathBuf>,
+    /// Write the run's summary as JSON to this file.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Path-style S3 addressing (emulators, S3-compatible stores).
+    #[arg(long, env = "TRAILHOUSE_S3_PATH_STYLE")]
+    s3_path_style: bool,
+}
+
+#[derive(Args)]
 struct RunArgs {
     /// SQS queue URL receiving S3 (direct, via SNS or EventBridge) or CloudTrail notifications.
     #[arg(long, env = "TRAILHOUSE_QUEUE_URL")]
@@ -222,6 +278,39 @@ struct RunArgs {
     /// Write the exit summary as JSON to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// One SQL statement (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE); or --file.
+    #[arg(allow_hyphen_values = true)]
+    sql: Option<String>,
+    /// The lake: a local folder, or s3://bucket/prefix.
+    #[arg(long, env = "TRAILHOUSE_LAKE")]
+    lake: String,
+    /// Read the statement from this file (e.g. schemas/queries/root_activity.sql).
+    #[arg(long, short, conflicts_with = "sql")]
+    file: Option<PathBuf>,
+    /// Output format: an aligned table, CSV with a header, JSON Lines (one object per
+    /// row), or one JSON array.
+    #[arg(long, value_enum, default_value = "table")]
+    format: QueryFormat,
+    /// List the tables and views with their columns, instead of running SQL.
+    #[arg(long)]
+    tables: bool,
+    /// Path-style S3 addressing (emulators, S3-compatible stores).
+    #[arg(long, env = "TRAILHOUSE_S3_PATH_STYLE")]
+    s3_path_style: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QueryFormat {
+    Table,
+    Csv,
+    /// JSON Lines: one object per row.
+    Json,
+    /// One JSON array of row objects.
+    JsonArray,
 }
 
 #[derive(Args)]
@@ -300,9 +389,18 @@ struct GenerateArgs {
     /// Write the manifest (expected results) as JSON to this file.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Instead of a corpus, write a trail for `trailhouse insights`: a seasonal
+    /// background (daily cycles, noise) over --days (at least 8) from --start, with
+    /// bursts of calls and of errors injected in the last days; the manifest lists
+    /// the bursts.
+    #[arg(long)]
+    insights_demo: bool,
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
+    if a.insights_demo {
+        return generate_insights_demo(&a);
+    }
     let manifest = if let Some(bytes) = a.large_file {
         // CloudTrail's own layout and naming: the key names account and region.
         let dir = a
@@ -344,6 +442,178 @@ fn generate(a: GenerateArgs) -> Result<()> {
     );
     if let Some(path) = a.manifest {
         std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn generate_insights_demo(a: &GenerateArgs) -> Result<()> {
+    use trailhouse_insights::synth::Scenario;
+    use trailhouse_insights::{InsightType, MINUTE_MS};
+    let day = parse_day(&a.start).map_err(anyhow::Error::msg)?;
+    let start_ms = trailhouse_cloudtrail::time::day_start_ms(day)
+        .ok_or_else(|| anyhow::anyhow!("--start is not a date"))?;
+    let days = i64::from(a.days.max(8));
+    let s = Scenario::demo(a.seed, start_ms / MINUTE_MS, days);
+    let records = s.write_logs(&a.out)?;
+    let bursts: Vec<serde_json::Value> = s
+        .bursts
+        .iter()
+        .map(|b| {
+            let api = &s.apis[b.api];
+            serde_json::json!({
+                "account": s.account, "region": s.region,
+                "eventSource": api.event_source, "eventName": api.event_name,
+                "insightType": b.kind.name(),
+                "start": trailhouse_cloudtrail::time::format_rfc3339_s(b.start * MINUTE_MS),
+                "end": trailhouse_cloudtrail::time::format_rfc3339_s((b.start + b.minutes) * MINUTE_MS),
+                "extraPerMinute": b.extra_per_minute,
+                "userIdentityArn": b.user_arn, "userAgent": b.user_agent,
+                "errorCode": (b.kind == InsightType::ApiErrorRate).then_some(&b.error_code),
+            })
+        })
+        .collect();
+    eprintln!(
+        "generated {records} management events over {days} days with {} bursts",
+        bursts.len()
+    );
+    if let Some(path) = &a.manifest {
+        let m = serde_json::json!({"records": records, "days": days, "bursts": bursts});
+        std::fs::write(path, serde_json::to_vec_pretty(&m)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// How to open a lake for SQL: S3 settings and credentials from the same chain as
+/// the other commands (profiles, SSO, env, IMDS).
+async fn sql_options(lake: &str, path_style: bool) -> trailhouse_query::OpenOptions {
+    use trailhouse_query::S3Options;
+    let mut s3 = S3Options {
+        path_style,
+        ..S3Options::default()
+    };
+    if lake.starts_with("s3://") {
+        // The same chain as the other commands (profiles, SSO, env, IMDS).
+        use aws_sdk_s3::config::ProvideCredentials;
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        s3.endpoint = conf.endpoint_url().map(str::to_string);
+        s3.region = conf.region().map(|r| r.to_string());
+        if let Some(provider) = conf.credentials_provider() {
+            match provider.provide_credentials().await {
+                Ok(c) => {
+                    s3.credentials = Some(trailhouse_query::S3Credentials {
+                        access_key_id: c.access_key_id().to_string(),
+                        secret_access_key: c.secret_access_key().to_string(),
+                        session_token: c.session_token().map(str::to_string),
+                    })
+                }
+                Err(e) => tracing::debug!("no AWS credentials from the default chain: {e}"),
+            }
+        }
+    }
+    trailhouse_query::OpenOptions {
+        s3,
+        ..trailhouse_query::OpenOptions::default()
+    }
+}
+
+/// Opens a lake for SQL (DataFusion).
+async fn sql_lake(lake: &str, path_style: bool) -> Result<trailhouse_query::Lake> {
+    let opts = sql_options(lake, path_style).await;
+    trailhouse_query::Lake::open(lake, &opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn dashboard_cmd(a: DashboardArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let d = runtime.block_on(async {
+        let lake = sql_lake(&a.lake, a.s3_path_style).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        dashboard::build(
+            &lake,
+            &a.lake,
+            a.from.zip(a.to),
+            trailhouse_cloudtrail::time::format_rfc3339_s(now),
+        )
+        .await
+    })?;
+    let html = trailhouse_dashboard::render(&d);
+    std::fs::write(&a.out, html).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} ({} insight events, {} days of activity)",
+        a.out.display(),
+        d.insight_events.len(),
+        d.events_by_day
+            .iter()
+            .map(|s| s.points.len())
+            .max()
+            .unwrap_or(0)
+    );
+    Ok(())
+}
+
+fn insights(a: InsightsArgs) -> Result<()> {
+    use trailhouse_pipeline::insights::{InsightsOptions, run_insights};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(async {
+        let lake = open_lake(&a.lake, a.s3_path_style).await?;
+        let opts = InsightsOptions {
+            from_day: a.from,
+            to_day: a.to,
+            records_dir: a.records.clone(),
+            ..InsightsOptions::default()
+        };
+        anyhow::Ok(run_insights(&lake, &opts).await?)
+    })?;
+    let mut out = std::io::stdout().lock();
+    for i in &summary.found {
+        let end = i
+            .end_ms
+            .map(trailhouse_cloudtrail::time::format_rfc3339_s)
+            .unwrap_or_else(|| "(open)".into());
+        let top = i
+            .attributions
+            .first()
+            .and_then(|a| a.insight.first())
+            .map_or("", |v| v.0.as_str());
+        writeln!(
+            out,
+            "{}  {}  {:<20} {}/{}  {} {}  {:.2}/min vs baseline {:.2}/min  top user {}",
+            trailhouse_cloudtrail::time::format_rfc3339_s(i.start_ms),
+            end,
+            i.kind.name(),
+            i.group.account,
+            i.group.region,
+            i.group.event_source,
+            i.group.event_name,
+            i.insight_average,
+            i.baseline_average,
+            top
+        )?;
+    }
+    eprintln!(
+        "{} insights ({} call rate, {} error rate, {} open) from {} management events in {} files, days {}..{}; {} finding rows written in {:.1}s",
+        summary.insights,
+        summary.call_rate,
+        summary.error_rate,
+        summary.open,
+        summary.events,
+        summary.files_read,
+        summary.from_day.map_or("-".into(), |d| d.to_string()),
+        summary.to_day.map_or("-".into(), |d| d.to_string()),
+        summary.findings_written,
+        summary.elapsed_secs
+    );
+    if let Some(path) = a.summary {
+        std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
@@ -433,6 +703,18 @@ fn run_worker(a: RunArgs) -> Result<()> {
         result?;
         Ok(())
     })
+}
+
+/// The lake named by `lake`, existing: a local folder needs no AWS configuration.
+async fn open_lake(lake: &str, path_style: bool) -> Result<trailhouse_pipeline::store::Lake> {
+    use trailhouse_pipeline::store::Lake;
+    if lake.starts_with("s3://") {
+        return Ok(clients(lake, path_style).await?.lake);
+    }
+    if !std::path::Path::new(lake).is_dir() {
+        bail!("no lake at {lake} (a folder written by `trailhouse replay`, or s3://bucket/prefix)");
+    }
+    Ok(Lake::Local(PathBuf::from(lake)))
 }
 
 /// AWS clients from the standard chain and the lake named by `lake`.
@@ -735,6 +1017,62 @@ fn replay_s3(a: ReplayArgs) -> Result<()> {
     })
 }
 
+fn query(a: QueryArgs) -> Result<()> {
+    use trailhouse_query::{Lake, OutputFormat};
+
+    let sql = match (&a.sql, &a.file) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(p)) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+        }
+        (None, None) => None,
+    };
+    if sql.is_none() && !a.tables {
+        bail!("no SQL: give a statement, --file <query.sql>, or --tables");
+    }
+    let format = match a.format {
+        QueryFormat::Table => OutputFormat::Table,
+        QueryFormat::Csv => OutputFormat::Csv,
+        QueryFormat::Json => OutputFormat::Json,
+        QueryFormat::JsonArray => OutputFormat::JsonArray,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let opts = sql_options(&a.lake, a.s3_path_style).await;
+        // The message alone: DataFusion's errors already include their causes.
+        let flat = |e: trailhouse_query::QueryError| anyhow::anyhow!("{e}");
+        let lake = Lake::open(&a.lake, &opts).await.map_err(flat)?;
+        for note in lake.notes() {
+            tracing::warn!("{note}");
+        }
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        if a.tables {
+            for t in lake.tables() {
+                let kind = match t.kind {
+                    trailhouse_query::TableKind::Ext => "table",
+                    trailhouse_query::TableKind::Native => "table (native layout)",
+                    trailhouse_query::TableKind::View => "view",
+                };
+                writeln!(out, "{}  [{kind}: {}]", t.name, t.source)?;
+                for (name, ty) in t.columns() {
+                    writeln!(out, "    {name}  {ty}")?;
+                }
+            }
+            out.flush()?;
+            if sql.is_none() {
+                return Ok(());
+            }
+        }
+        if let Some(sql) = sql {
+            let batches = lake.sql(&sql).await.map_err(flat)?;
+            trailhouse_query::write_batches(&batches, format, &mut out).map_err(flat)?;
+        }
+        Ok(())
+    })
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_worker(*args),
@@ -756,6 +1094,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Generate(args) => generate(args),
+        Command::Insights(args) => insights(args),
+        Command::Dashboard(args) => dashboard_cmd(args),
+        Command::Query(args) => query(args),
         Command::Ddl { layout, location } => {
             print!(
                 "{}",

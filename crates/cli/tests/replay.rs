@@ -410,11 +410,13 @@ fn job_failures_exit_non_zero_with_the_path() {
 
 #[test]
 fn one_large_object_streams_in_bounded_memory() {
-    // 300 MB by default; set TRAILHOUSE_LARGE_TEST_BYTES to try 2 GB.
+    // 400 MB by default (the process alone is ~18 MiB resident at start since the
+    // binary links DataFusion; the bound below must measure the streaming, not that);
+    // set TRAILHOUSE_LARGE_TEST_BYTES to try 2 GB.
     let size: u64 = std::env::var("TRAILHOUSE_LARGE_TEST_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000_000);
+        .unwrap_or(400_000_000);
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("trail");
     let dir = input.join("AWSLogs/210987654321/CloudTrail/eu-west-1/2024/03/09");

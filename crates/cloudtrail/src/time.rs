@@ -84,6 +84,33 @@ pub fn utc_day(ms: i64) -> u32 {
     (y * 10_000 + m * 100 + d) as u32
 }
 
+/// An epoch-millisecond instant as CloudTrail writes `eventTime`:
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
+pub fn format_rfc3339_s(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Midnight UTC of the day `YYYYMMDD`, in epoch milliseconds (`None` if not a date).
+pub fn day_start_ms(day: u32) -> Option<i64> {
+    let (y, m, d) = (
+        i64::from(day / 10_000),
+        i64::from(day / 100 % 100),
+        i64::from(day % 100),
+    );
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -119,6 +146,21 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_and_days_round_trip() {
+        let ms = parse_rfc3339_ms("2024-02-29T23:59:07Z").unwrap();
+        assert_eq!(format_rfc3339_s(ms), "2024-02-29T23:59:07Z");
+        assert_eq!(format_rfc3339_s(ms + 999), "2024-02-29T23:59:07Z");
+        assert_eq!(
+            day_start_ms(20240229),
+            parse_rfc3339_ms("2024-02-29T00:00:00Z")
+        );
+        assert_eq!(utc_day(day_start_ms(20240301).unwrap()), 20240301);
+        assert_eq!(day_start_ms(20230229), None);
+        assert_eq!(day_start_ms(20241301), None);
+        assert_eq!(format_rfc3339_s(-1), "1969-12-31T23:59:59Z");
+    }
 
     #[test]
     fn parses_cloudtrail_times() {

@@ -168,6 +168,27 @@ impl fmt::Display for PartitionKey {
     }
 }
 
+/// The partition directory of Detection Finding rows (insights), in either layout:
+/// Security Lake has no native source for insights, so they are always a custom
+/// source, `ext/CLOUD_TRAIL_INSIGHTS_DETECTION_FINDING/1.0/region=…/accountId=…/eventDay=…/`.
+pub fn findings_dir(region: &str, account: &str, day: u32) -> Result<String, PartitionError> {
+    // Validate through the one constructor (region, account and day rules).
+    let key = PartitionKey::new(
+        Source::CloudTrailMgmt,
+        OcsfClass::ApiActivity,
+        region,
+        account,
+        day,
+    )?;
+    Ok(format!(
+        "ext/{}/{EXT_SOURCE_VERSION}/region={}/accountId={}/eventDay={}/",
+        trailhouse_ocsf::finding::SOURCE_NAME,
+        key.region,
+        key.account,
+        key.day
+    ))
+}
+
 fn is_region(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32

@@ -94,7 +94,8 @@ pub fn file_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ParquetError> {
+/// Parquet writer settings of every lake file.
+pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ParquetError> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
         .set_max_row_group_row_count(Some(opts.max_row_group_rows))

@@ -7,8 +7,10 @@
 //! - [`mapper`]: records straight into Arrow builders.
 //! - [`unmapped`]: the flattening of unmapped fields into `map<string,string>`.
 //! - [`json`]: rows rendered as OCSF JSON, for `convert` and schema validation.
+//! - [`finding`]: CloudTrail Insights records as Detection Finding (2004) rows.
 
 pub mod classify;
+pub mod finding;
 pub mod json;
 pub mod mapper;
 pub mod schema;

@@ -16,19 +16,19 @@ pub const TABLE_ONLY_COLUMNS: [&str; 3] = ["accountid", "region", "asl_version"]
 /// Names of the map's inner fields, as Parquet's MAP convention and Hive expect.
 pub const MAP_ENTRIES: &str = "key_value";
 
-fn s(name: &str) -> Field {
+pub(crate) fn s(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
 }
 
-fn i32f(name: &str) -> Field {
+pub(crate) fn i32f(name: &str) -> Field {
     Field::new(name, DataType::Int32, true)
 }
 
-fn st(name: &str, children: Vec<Field>) -> Field {
+pub(crate) fn st(name: &str, children: Vec<Field>) -> Field {
     Field::new(name, DataType::Struct(Fields::from(children)), true)
 }
 
-fn list(name: &str, item: DataType) -> Field {
+pub(crate) fn list(name: &str, item: DataType) -> Field {
     Field::new(
         name,
         DataType::List(Arc::new(Field::new("element", item, true))),

@@ -14,6 +14,7 @@
 //!   deleted), [`store`] (local or S3 lake) and [`metrics`].
 
 pub mod convert;
+pub mod insights;
 pub mod ledger;
 pub mod metrics;
 pub mod notification;

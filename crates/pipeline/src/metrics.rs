@@ -32,8 +32,10 @@ pub struct Metrics {
     pub objects_failed: AtomicU64,
     /// Digest files skipped.
     pub objects_skipped_digest: AtomicU64,
-    /// Insights files skipped.
+    /// CloudTrail Insights files (not logs: their records go to the findings table).
     pub objects_skipped_insight: AtomicU64,
+    /// Detection Finding rows written from CloudTrail Insights files.
+    pub findings_written: AtomicU64,
     /// Records read.
     pub records_read: AtomicU64,
     /// Records quarantined.
@@ -86,6 +88,8 @@ pub struct WorkerSummary {
     pub objects_skipped_digest: u64,
     /// See [`Metrics`].
     pub objects_skipped_insight: u64,
+    /// See [`Metrics`].
+    pub findings_written: u64,
     /// See [`Metrics`].
     pub records_read: u64,
     /// See [`Metrics`].
@@ -141,6 +145,7 @@ impl Metrics {
             objects_failed: get(&self.objects_failed),
             objects_skipped_digest: get(&self.objects_skipped_digest),
             objects_skipped_insight: get(&self.objects_skipped_insight),
+            findings_written: get(&self.findings_written),
             records_read: get(&self.records_read),
             records_quarantined: get(&self.records_quarantined),
             duplicates_dropped: get(&self.duplicates_dropped),
@@ -208,8 +213,13 @@ impl Metrics {
         );
         counter(
             "objects_skipped_total",
-            "Digest and Insights files skipped.",
+            "Digest and Insights files not read as logs.",
             get(&self.objects_skipped_digest) + get(&self.objects_skipped_insight),
+        );
+        counter(
+            "findings_written_total",
+            "Detection Finding rows written from CloudTrail Insights files.",
+            get(&self.findings_written),
         );
         counter(
             "records_read_total",

@@ -5,7 +5,7 @@
 
 use aws_sdk_s3::Client;
 
-use crate::store::{StoreError, sdk_error_message};
+use crate::store::{StoreError, sdk_error};
 
 /// What to replay.
 #[derive(Debug, Clone, Default)]
@@ -44,11 +44,7 @@ async fn children(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StoreError {
-            op: "list",
-            location: format!("s3://{bucket}/{prefix}"),
-            message: sdk_error_message(&e),
-        })?;
+        let page = page.map_err(|e| sdk_error("list", format!("s3://{bucket}/{prefix}"), e))?;
         for p in page.common_prefixes() {
             if let Some(p) = p.prefix() {
                 out.push(p.to_string());
@@ -165,7 +161,7 @@ pub async fn plan(
     Ok(out)
 }
 
-/// Every object key under a day prefix (all pages).
+/// Every object key under a prefix (all pages), with its size, sorted.
 pub async fn objects(
     s3: &Client,
     bucket: &str,
@@ -179,11 +175,7 @@ pub async fn objects(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StoreError {
-            op: "list",
-            location: format!("s3://{bucket}/{prefix}"),
-            message: sdk_error_message(&e),
-        })?;
+        let page = page.map_err(|e| sdk_error("list", format!("s3://{bucket}/{prefix}"), e))?;
         for o in page.contents() {
             if let Some(k) = o.key() {
                 out.push((k.to_string(), o.size().unwrap_or(0).max(0) as u64));

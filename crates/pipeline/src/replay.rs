@@ -90,8 +90,11 @@ pub struct Summary {
     pub objects_read: u64,
     /// Objects skipped as digest files.
     pub objects_skipped_digest: u64,
-    /// Objects skipped as CloudTrail Insights files.
+    /// CloudTrail Insights files: not logs; their records become rows of the
+    /// Detection Finding table (`findings_written`), or the file is quarantined.
     pub objects_skipped_insight: u64,
+    /// Detection Finding rows written from CloudTrail Insights files.
+    pub findings_written: u64,
     /// Objects that could not be read to their end, copied to quarantine.
     pub objects_quarantined: u64,
     /// Records read from objects.
@@ -324,6 +327,41 @@ pub fn replay_local(
     Ok(summary)
 }
 
+/// A CloudTrail Insights file into the findings table, or into quarantine.
+fn ingest_insights(
+    obj: &LocalObject,
+    lake: &Path,
+    quarantine: &mut Quarantine,
+    summary: &mut Summary,
+) -> Result<(), ReplayError> {
+    let q_err = |e: std::io::Error| ReplayError::Lake {
+        path: lake.join(QUARANTINE_DIR),
+        source: e,
+    };
+    let result = std::fs::read(&obj.path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| trailhouse_insights::findings::ingest_file(&b).map_err(|e| e.to_string()));
+    match result {
+        Ok(files) => {
+            for f in files {
+                let path = lake.join(&f.path);
+                write_atomic(&path, &f.bytes)
+                    .map_err(|source| ReplayError::Lake { path, source })?;
+                summary.findings_written += 1;
+                summary.files_written += 1;
+            }
+        }
+        Err(reason) => {
+            summary.objects_quarantined += 1;
+            tracing::warn!(object = %obj.key, %reason, "Insights file quarantined");
+            quarantine
+                .object_file(&obj.key, &reason, 0, &obj.path)
+                .map_err(q_err)?;
+        }
+    }
+    Ok(())
+}
+
 fn worker(objects: &[LocalObject], w: usize, stride: usize, chunk_rows: usize, tx: Sender<Msg>) {
     let mut processor = ObjectProcessor::with_chunk_rows(chunk_rows);
     for obj in objects.iter().skip(w).step_by(stride) {
@@ -477,7 +515,8 @@ fn aggregate(
                             summary.objects_skipped_digest += 1
                         }
                         ObjectOutcome::Skipped(SkipReason::Insight) => {
-                            summary.objects_skipped_insight += 1
+                            summary.objects_skipped_insight += 1;
+                            ingest_insights(obj, lake, &mut quarantine, summary)?;
                         }
                         ObjectOutcome::Failed {
                             reason,

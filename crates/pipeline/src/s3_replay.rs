@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::Metrics;
 use crate::plan::{DayPrefix, PlanFilter, objects, plan};
 use crate::quarantine::write_atomic;
-use crate::store::{StoreError, parse_s3_uri, sdk_error_message};
+use crate::store::{StoreError, parse_s3_uri, sdk_error};
 use crate::worker::{Clients, WorkerConfig, WorkerError, process_batch};
 
 /// Keys per enqueued message: a failure retries the whole message, so keep it small.
@@ -100,11 +100,7 @@ async fn load(loc: &CheckpointLocation, clients: &Clients) -> Result<Checkpoint,
                     return Ok(Checkpoint::default());
                 }
                 Err(e) => {
-                    return Err(StoreError {
-                        op: "get",
-                        location: format!("s3://{bucket}/{key}"),
-                        message: sdk_error_message(&e),
-                    });
+                    return Err(sdk_error("get", format!("s3://{bucket}/{key}"), e));
                 }
             }
         }
@@ -137,11 +133,7 @@ async fn save(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError {
-                op: "put",
-                location: format!("s3://{bucket}/{key}"),
-                message: sdk_error_message(&e),
-            }),
+            .map_err(|e| sdk_error("put", format!("s3://{bucket}/{key}"), e)),
     }
 }
 
@@ -315,11 +307,7 @@ async fn enqueue(
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| StoreError {
-                op: "send",
-                location: queue.to_string(),
-                message: sdk_error_message(&e),
-            })?;
+            .map_err(|e| sdk_error("send", queue.to_string(), e))?;
         if let Some(f) = out.failed.first() {
             return Err(StoreError {
                 op: "send",

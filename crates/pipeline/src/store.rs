@@ -73,7 +73,12 @@ pub fn sdk_error_message<E: std::error::Error>(e: &E) -> String {
     message
 }
 
-fn sdk_error<E: std::error::Error>(op: &'static str, location: String, e: E) -> StoreError {
+/// A [`StoreError`] for an SDK call on `location`.
+pub(crate) fn sdk_error<E: std::error::Error>(
+    op: &'static str,
+    location: String,
+    e: E,
+) -> StoreError {
     StoreError {
         op,
         location,
@@ -96,19 +101,7 @@ impl Lake {
         match self {
             Lake::Local(root) => {
                 let path = root.join(rel);
-                let loc = path.display().to_string();
-                tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
-                    .await
-                    .map_err(|e| StoreError {
-                        op: "put",
-                        location: loc.clone(),
-                        message: e.to_string(),
-                    })?
-                    .map_err(|e| StoreError {
-                        op: "put",
-                        location: loc,
-                        message: e.to_string(),
-                    })?;
+                blocking("put", &path, move |p| write_atomic(p, &bytes)).await?;
                 Ok(true)
             }
             Lake::S3 {
@@ -210,6 +203,85 @@ impl Lake {
         self.overwrite(&format!("{rel}.reason.json"), text).await
     }
 
+    /// Files under `rel_prefix` (relative to the lake root, ending in `/`), as paths
+    /// relative to the lake root, sorted. A missing folder lists nothing.
+    pub async fn list(&self, rel_prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Lake::Local(root) => {
+                let root = root.clone();
+                blocking("list", &root.join(rel_prefix), move |start| {
+                    let mut out = Vec::new();
+                    let mut stack = vec![start.to_path_buf()];
+                    while let Some(dir) = stack.pop() {
+                        let entries = match std::fs::read_dir(&dir) {
+                            Ok(e) => e,
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(e),
+                        };
+                        for entry in entries {
+                            let entry = entry?;
+                            let path = entry.path();
+                            if entry.file_type()?.is_dir() {
+                                stack.push(path);
+                            } else if let Ok(rel) = path.strip_prefix(&root) {
+                                out.push(rel.to_string_lossy().replace('\\', "/"));
+                            }
+                        }
+                    }
+                    out.sort();
+                    Ok(out)
+                })
+                .await
+            }
+            Lake::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = format!("{prefix}{rel_prefix}");
+                // Sorted keys minus a common prefix stay sorted.
+                Ok(crate::plan::objects(client, bucket, &full)
+                    .await?
+                    .into_iter()
+                    .filter_map(|(k, _)| k.strip_prefix(prefix.as_str()).map(str::to_string))
+                    .collect())
+            }
+        }
+    }
+
+    /// Reads the whole file at `rel`.
+    pub async fn get(&self, rel: &str) -> Result<bytes::Bytes, StoreError> {
+        match self {
+            Lake::Local(root) => blocking("get", &root.join(rel), |p| std::fs::read(p))
+                .await
+                .map(bytes::Bytes::from),
+            Lake::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}{rel}");
+                let loc = format!("s3://{bucket}/{key}");
+                let resp = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("get", loc.clone(), e))?;
+                resp.body
+                    .collect()
+                    .await
+                    .map(|b| b.into_bytes())
+                    .map_err(|e| StoreError {
+                        op: "get",
+                        location: loc,
+                        message: e.to_string(),
+                    })
+            }
+        }
+    }
+
     /// Writes a file that may be rewritten (quarantine notes): unconditional.
     pub async fn overwrite(&self, rel: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         match self {
@@ -231,6 +303,29 @@ impl Lake {
                     .map_err(|e| sdk_error("put", format!("s3://{bucket}/{key}"), e))
             }
         }
+    }
+}
+
+/// Runs file-system work for `op` on `path` off the async reactor; errors name both.
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    path: &std::path::Path,
+    f: impl FnOnce(&std::path::Path) -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
+    let location = path.display().to_string();
+    let path = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || f(&path)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(StoreError {
+            op,
+            location,
+            message: e.to_string(),
+        }),
+        Err(e) => Err(StoreError {
+            op,
+            location,
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -259,6 +354,18 @@ fn url_encode_key(key: &str) -> String {
         }
     }
     out
+}
+
+/// Abandons a multipart upload (best effort: the lake's lifecycle rule removes
+/// leftovers).
+async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    let _ = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await;
 }
 
 async fn multipart(
@@ -296,13 +403,7 @@ async fn multipart(
                     .build(),
             ),
             Err(e) => {
-                let _ = client
-                    .abort_multipart_upload()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                abort(client, bucket, key, &upload_id).await;
                 return Err(sdk_error("put", loc, e));
             }
         }
@@ -323,13 +424,7 @@ async fn multipart(
     match r {
         Ok(_) => Ok(true),
         Err(e) if is_precondition_failed(&e) => {
-            let _ = client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            abort(client, bucket, key, &upload_id).await;
             Ok(false)
         }
         Err(e) => Err(sdk_error("put", loc, e)),

@@ -330,18 +330,12 @@ async fn dispatch(
     body: &str,
     tasks: &mut JoinSet<()>,
 ) -> Result<bool, WorkerError> {
-    match parse(body) {
+    // Test events and quarantined bodies are messages with no objects: they settle
+    // as soon as they are registered.
+    let objects = match parse(body) {
         Notification::TestEvent => {
             add(&d.metrics.test_events, 1);
-            send(
-                d.agg,
-                AggMsg::Register {
-                    id,
-                    receipt,
-                    objects: 0,
-                },
-            )
-            .await?;
+            Vec::new()
         }
         Notification::Unrecognized(reason) => {
             tracing::warn!(message_id = %message_id, %reason, "unrecognized message quarantined");
@@ -366,49 +360,40 @@ async fn dispatch(
                 return Ok(false);
             }
             add(&d.metrics.messages_quarantined, 1);
-            send(
-                d.agg,
-                AggMsg::Register {
-                    id,
-                    receipt,
-                    objects: 0,
-                },
-            )
-            .await?;
+            Vec::new()
         }
-        Notification::Objects(objects) => {
-            send(
-                d.agg,
-                AggMsg::Register {
-                    id,
-                    receipt,
-                    objects: objects.len(),
-                },
-            )
-            .await?;
-            for obj in objects {
-                let permit = tokio::select! {
-                    _ = d.stop.cancelled() => None,
-                    p = d.permits.clone().acquire_owned() => p.ok(),
-                };
-                let (agg, clients, metrics, chunk_rows) = (
-                    d.agg.clone(),
-                    d.clients.clone(),
-                    d.metrics.clone(),
-                    d.chunk_rows,
-                );
-                tasks.spawn(async move {
-                    let ok = match permit {
-                        Some(_permit) => {
-                            process_object(&obj, &clients, &metrics, &agg, id, chunk_rows).await
-                        }
-                        // Shutting down: the object is left for the message's return.
-                        None => false,
-                    };
-                    let _ = agg.send(AggMsg::ObjectDone { id, ok }).await;
-                });
-            }
-        }
+        Notification::Objects(objects) => objects,
+    };
+    send(
+        d.agg,
+        AggMsg::Register {
+            id,
+            receipt,
+            objects: objects.len(),
+        },
+    )
+    .await?;
+    for obj in objects {
+        let permit = tokio::select! {
+            _ = d.stop.cancelled() => None,
+            p = d.permits.clone().acquire_owned() => p.ok(),
+        };
+        let (agg, clients, metrics, chunk_rows) = (
+            d.agg.clone(),
+            d.clients.clone(),
+            d.metrics.clone(),
+            d.chunk_rows,
+        );
+        tasks.spawn(async move {
+            let ok = match permit {
+                Some(_permit) => {
+                    process_object(&obj, &clients, &metrics, &agg, id, chunk_rows).await
+                }
+                // Shutting down: the object is left for the message's return.
+                None => false,
+            };
+            let _ = agg.send(AggMsg::ObjectDone { id, ok }).await;
+        });
     }
     Ok(true)
 }
@@ -487,6 +472,74 @@ async fn send(agg: &mpsc::Sender<AggMsg>, m: AggMsg) -> Result<(), WorkerError> 
         .map_err(|_| WorkerError::Internal("aggregator stopped".into()))
 }
 
+/// A CloudTrail Insights file into the findings table (or quarantine). Whether the
+/// outcome is durable; false lets the message come back.
+async fn ingest_insights(obj: &ObjectRef, clients: &Clients, metrics: &Arc<Metrics>) -> bool {
+    let location = format!("s3://{}/{}", obj.bucket, obj.key);
+    let got = clients
+        .s3
+        .get_object()
+        .bucket(&obj.bucket)
+        .key(&obj.key)
+        .send()
+        .await;
+    let bytes = match got {
+        Ok(r) => match r.body.collect().await {
+            Ok(b) => b.into_bytes(),
+            Err(e) => {
+                add(&metrics.objects_failed, 1);
+                tracing::error!(object = %location, error = %e, "cannot read Insights file; its message will be retried");
+                return false;
+            }
+        },
+        Err(e) => {
+            add(&metrics.objects_failed, 1);
+            tracing::error!(object = %location, error = %sdk_error_message(&e), "cannot fetch Insights file; its message will be retried");
+            return false;
+        }
+    };
+    add(&metrics.bytes_in, bytes.len() as u64);
+    match crate::insights::ingest_insight_file(&clients.lake, bytes).await {
+        Ok(Ok(rows)) => {
+            add(&metrics.findings_written, rows);
+            add(&metrics.files_written, rows);
+            true
+        }
+        Ok(Err(reason)) => quarantine(obj, clients, metrics, &reason, 0).await,
+        Err(e) => {
+            tracing::error!(object = %location, error = %e, "cannot write findings; the message will be retried");
+            false
+        }
+    }
+}
+
+/// Copies an object that cannot be read to its end into quarantine with its reason.
+/// Whether that is durable; false lets the message come back.
+async fn quarantine(
+    obj: &ObjectRef,
+    clients: &Clients,
+    metrics: &Arc<Metrics>,
+    reason: &str,
+    records: u64,
+) -> bool {
+    let location = format!("s3://{}/{}", obj.bucket, obj.key);
+    tracing::warn!(object = %location, %reason, records_before_error = records, "object quarantined");
+    match clients
+        .lake
+        .quarantine_object(&clients.s3, obj, reason, records)
+        .await
+    {
+        Ok(()) => {
+            add(&metrics.objects_quarantined, 1);
+            true
+        }
+        Err(e) => {
+            tracing::error!(object = %location, error = %e, "cannot quarantine object; the message will be retried");
+            false
+        }
+    }
+}
+
 /// Fetches and maps one object. Returns whether its outcome is durable-or-pending
 /// (true) or must be retried through the message (false).
 async fn process_object(
@@ -505,7 +558,7 @@ async fn process_object(
         }
         KeyKind::Insight(_) => {
             add(&metrics.objects_skipped_insight, 1);
-            return true;
+            return ingest_insights(obj, clients, metrics).await;
         }
         _ => {}
     }
@@ -588,21 +641,7 @@ async fn process_object(
             reason, records, ..
         } => {
             add(&metrics.records_read, records);
-            tracing::warn!(object = %location, %reason, records_before_error = records, "object quarantined");
-            match clients
-                .lake
-                .quarantine_object(&clients.s3, obj, &reason, records)
-                .await
-            {
-                Ok(()) => {
-                    add(&metrics.objects_quarantined, 1);
-                    true
-                }
-                Err(e) => {
-                    tracing::error!(object = %location, error = %e, "cannot quarantine object; the message will be retried");
-                    false
-                }
-            }
+            quarantine(obj, clients, metrics, &reason, records).await
         }
     }
 }
