@@ -89,11 +89,22 @@ enum Command {
     /// Write one self-contained HTML page with the Insights dashboards CloudTrail
     /// Lake had and an activity overview of the lake.
     Dashboard(DashboardArgs),
-    /// Print the Glue/Athena DDL for the lake's tables.
     /// Run SQL on a lake (local folder or s3://bucket/prefix): one table per source
     /// folder, views by class (api_activity, authentication, account_change,
     /// cloudtrail), partition columns region, accountid, eventday.
     Query(QueryArgs),
+    /// Benchmark baseline: read the files `replay` would read (the same gunzip and
+    /// record reader) and parse each record as JSON, nothing more; prints a JSON
+    /// summary. `bench/e2e.py` sets `replay` beside it.
+    Floor {
+        /// CloudTrail files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Print the Glue/Athena DDL for the lake's tables.
     Ddl {
         /// Layout of the lake.
         #[arg(long, value_enum, default_value = "ext")]
@@ -1078,6 +1089,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run_worker(*args),
         Command::Lambda(args) => lambda(args),
         Command::Replay(args) => replay(args),
+        Command::Floor { paths, threads } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let summary = trailhouse_pipeline::floor::floor(&paths, threads)?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
         Command::Convert { paths, out } => {
             let mut sink: Box<dyn Write> = match &out {
                 Some(p) => Box::new(BufWriter::new(

@@ -1,9 +1,13 @@
 //! Mapper throughput on realistic generated records: parse only (the floor for this
-//! stage), parse + map into Arrow builders, and the batch build.
+//! stage), the class decision, `unmapped` flattening, parse + map into Arrow builders,
+//! and the batch build. The pipeline's stages around it (gunzip + record reader,
+//! Parquet encode) are in `crates/pipeline/benches/stages.rs`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use trailhouse_cloudtrail::Record;
+use trailhouse_cloudtrail::{Field, Record};
 use trailhouse_corpus::{CorpusSpec, records};
+use trailhouse_ocsf::classify::classify;
+use trailhouse_ocsf::unmapped::Unmapped;
 use trailhouse_ocsf::{ObjectContext, OcsfBuilder};
 
 fn corpus() -> Vec<String> {
@@ -31,6 +35,46 @@ fn bench(c: &mut Criterion) {
             let mut n = 0;
             for r in &recs {
                 n += Record::parse(r.as_bytes()).map_or(0, |r| r.members().count());
+            }
+            n
+        })
+    });
+    let parsed: Vec<Record> = recs
+        .iter()
+        .map(|r| Record::parse(r.as_bytes()).expect("generated records parse"))
+        .collect();
+    let names: Vec<(String, String)> = parsed
+        .iter()
+        .map(|rec| {
+            let text = |f| rec.text(f).map(|t| t.into_owned()).unwrap_or_default();
+            (text(Field::EventSource), text(Field::EventName))
+        })
+        .collect();
+    g.bench_function("classify", |b| {
+        b.iter(|| {
+            names
+                .iter()
+                .map(|(source, name)| classify(source, name).uid())
+                .sum::<i32>()
+        })
+    });
+    g.bench_function("unmapped_flatten", |b| {
+        // requestParameters and responseElements, where nearly all of `unmapped`'s
+        // bytes come from.
+        let mut unmapped = Unmapped::default();
+        b.iter(|| {
+            let mut n = 0;
+            for rec in &parsed {
+                unmapped.clear();
+                for (name, f) in [
+                    ("requestParameters", Field::RequestParameters),
+                    ("responseElements", Field::ResponseElements),
+                ] {
+                    if let Some(raw) = rec.raw(f) {
+                        unmapped.flatten(name, raw, &[]).expect("flattens");
+                    }
+                }
+                n += unmapped.len();
             }
             n
         })

@@ -7,6 +7,7 @@
 //!   bounded memory, with a [`replay::Summary`].
 //! - [`quarantine`]: bad objects and records kept with their reasons.
 //! - [`convert`]: CloudTrail to OCSF JSON Lines.
+//! - [`floor`]: the same files only read and parsed, the benchmarks' baseline.
 //! - [`plan`] and [`s3_replay`]: replay of a trail bucket by day prefix, with a
 //!   checkpoint, or enqueued for a fleet of workers.
 //! - [`worker`]: `trailhouse run`, the SQS-driven streaming worker, with
@@ -14,6 +15,7 @@
 //!   deleted), [`store`] (local or S3 lake) and [`metrics`].
 
 pub mod convert;
+pub mod floor;
 pub mod insights;
 pub mod ledger;
 pub mod metrics;

@@ -1,0 +1,110 @@
+//! The pipeline's stages around the mapper (`crates/ocsf/benches/mapper.rs`), on
+//! realistic generated records: gunzip + the streaming record reader (the floor's
+//! first half), one whole object through `ObjectProcessor` (gunzip, read, map,
+//! split by partition), and the Parquet encode of a partition (sort, dedup, zstd).
+
+use std::io::Write;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use trailhouse_cloudtrail::LogReader;
+use trailhouse_corpus::{CorpusSpec, records};
+use trailhouse_lake::{Layout, PartitionKey, WriteOptions, encode_partition};
+use trailhouse_ocsf::{ObjectContext, OcsfBuilder, OcsfClass, Source};
+use trailhouse_pipeline::{ObjectEvent, ObjectProcessor};
+
+const KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/09/\
+                   111122223333_CloudTrail_us-east-1_20240309T0000Z_bench.json.gz";
+
+fn corpus() -> Vec<String> {
+    let spec = CorpusSpec {
+        seed: 42,
+        accounts: 5,
+        days: 2,
+        files: 40,
+        records_per_file: 100,
+        large_payloads: true,
+        ..CorpusSpec::default()
+    };
+    records(&spec).map(|r| r.json).collect()
+}
+
+/// One CloudTrail log object holding every record, gzipped as CloudTrail does
+/// (default level).
+fn log_object(recs: &[String]) -> (Vec<u8>, usize) {
+    let mut json = String::from("{\"Records\":[");
+    for (i, r) in recs.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(r);
+    }
+    json.push_str("]}");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json.as_bytes()).expect("gzip in memory");
+    (gz.finish().expect("gzip in memory"), json.len())
+}
+
+fn bench(c: &mut Criterion) {
+    let recs = corpus();
+    let (object, json_bytes) = log_object(&recs);
+    let mut g = c.benchmark_group("stages");
+    g.throughput(Throughput::Bytes(json_bytes as u64));
+    g.sample_size(20);
+
+    g.bench_function("gunzip_and_read_records", |b| {
+        b.iter(|| {
+            let (mut reader, _) =
+                LogReader::open(std::io::Cursor::new(object.clone())).expect("gzip header");
+            let mut n = 0usize;
+            while let Some(rec) = reader.next_record().expect("valid object") {
+                n += rec.len();
+            }
+            n
+        })
+    });
+
+    g.bench_function("process_object", |b| {
+        let mut processor = ObjectProcessor::with_chunk_rows(4096);
+        b.iter(|| {
+            let mut rows = 0usize;
+            processor.process(KEY, std::io::Cursor::new(object.clone()), &mut |ev| {
+                if let ObjectEvent::Rows(batches) = ev {
+                    rows += batches.iter().map(|(_, b)| b.num_rows()).sum::<usize>();
+                }
+            });
+            rows
+        })
+    });
+
+    // Every record as one partition's rows, in chunks as the workers build them.
+    let mut builder = OcsfBuilder::new();
+    let ctx = ObjectContext::default();
+    let mut batches = Vec::new();
+    for chunk in recs.chunks(4096) {
+        for r in chunk {
+            let _ = builder.append_bytes(r.as_bytes(), &ctx);
+        }
+        batches.push(builder.finish().expect("batch"));
+    }
+    let key = PartitionKey::new(
+        Source::CloudTrailMgmt,
+        OcsfClass::ApiActivity,
+        "us-east-1",
+        "111122223333",
+        20240309,
+    )
+    .expect("valid partition");
+    let opts = WriteOptions::default();
+    g.bench_function("encode_partition", |b| {
+        b.iter(|| {
+            encode_partition(&key, Layout::Ext, &batches, &opts)
+                .expect("encodes")
+                .files
+                .len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
