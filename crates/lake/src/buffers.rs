@@ -23,9 +23,12 @@ pub struct FlushPolicy {
 
 impl Default for FlushPolicy {
     fn default() -> Self {
+        // A replay's peak RSS is about 110 MiB + 1.8 × max_buffer_bytes for one large
+        // object or a few partitions (under 256 MiB with these); a long replay over
+        // many partitions peaks higher (README, "Memory").
         FlushPolicy {
-            flush_bytes: 96 << 20,
-            max_buffer_bytes: 128 << 20,
+            flush_bytes: 48 << 20,
+            max_buffer_bytes: 64 << 20,
             max_age_ms: None,
         }
     }
