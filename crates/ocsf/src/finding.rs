@@ -29,7 +29,9 @@ use serde_json::{Map, Value, json};
 
 use trailhouse_cloudtrail::time::format_rfc3339_s;
 
-use crate::schema::{OCSF_VERSION, i32f as int, list, s, st, timestamp_type, unmapped_type};
+use crate::schema::{
+    OCSF_VERSION, i32f as int, list, metadata_fields, s, st, timestamp_type, unmapped_type,
+};
 
 /// Custom-source name of the findings table (`ext/{name}/1.0/…`).
 pub const SOURCE_NAME: &str = "CLOUD_TRAIL_INSIGHTS_DETECTION_FINDING";
@@ -59,25 +61,11 @@ pub fn schema() -> SchemaRef {
     SCHEMA
         .get_or_init(|| {
             Arc::new(Schema::new(vec![
-                st(
-                    "metadata",
-                    vec![
-                        st(
-                            "product",
-                            vec![
-                                s("version"),
-                                s("name"),
-                                s("vendor_name"),
-                                st("feature", vec![s("name")]),
-                            ],
-                        ),
-                        s("event_code"),
-                        s("uid"),
-                        list("profiles", DataType::Utf8),
-                        s("version"),
-                        s("log_name"),
-                    ],
-                ),
+                st("metadata", {
+                    let mut fields = metadata_fields();
+                    fields.push(s("log_name"));
+                    fields
+                }),
                 Field::new("time", DataType::Int64, false),
                 Field::new("time_dt", timestamp_type(), true),
                 long("start_time"),

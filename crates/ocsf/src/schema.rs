@@ -59,25 +59,28 @@ pub fn unmapped_type() -> DataType {
     DataType::Map(Arc::new(entries), false)
 }
 
+/// The members of `metadata` every trailhouse table has (the findings table adds
+/// `log_name`).
+pub(crate) fn metadata_fields() -> Vec<Field> {
+    vec![
+        st(
+            "product",
+            vec![
+                s("version"),
+                s("name"),
+                s("vendor_name"),
+                st("feature", vec![s("name")]),
+            ],
+        ),
+        s("event_code"),
+        s("uid"),
+        list("profiles", DataType::Utf8),
+        s("version"),
+    ]
+}
+
 fn build() -> Schema {
-    let metadata = st(
-        "metadata",
-        vec![
-            st(
-                "product",
-                vec![
-                    s("version"),
-                    s("name"),
-                    s("vendor_name"),
-                    st("feature", vec![s("name")]),
-                ],
-            ),
-            s("event_code"),
-            s("uid"),
-            list("profiles", DataType::Utf8),
-            s("version"),
-        ],
-    );
+    let metadata = st("metadata", metadata_fields());
     let api = st(
         "api",
         vec![
