@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::json::writer::WriterBuilder;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
+use trailhouse_cloudtrail::time::{day_start_ms, utc_day};
 use trailhouse_corpus::{CorpusSpec, generate};
 use trailhouse_pipeline::{ReplayOptions, replay_local};
 use trailhouse_query::{Lake, OpenOptions, TableKind};
@@ -22,35 +23,13 @@ fn sample(name: &str) -> String {
     std::fs::read_to_string(queries_dir().join(name)).expect("sample query")
 }
 
-/// (year, month, day) of a count of days since 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> (i32, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
-    (y, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Milliseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.fff](Z|+00:00)`.
 fn ts_ms(s: &str) -> i64 {
     let n = |a: usize, b: usize| -> i64 { s[a..b].parse().expect("timestamp digits") };
-    let days = days_from_civil(n(0, 4), n(5, 7), n(8, 10));
-    let mut ms = ((days * 24 + n(11, 13)) * 60 + n(14, 16)) * 60_000 + n(17, 19) * 1000;
+    let day = u32::try_from(n(0, 4) * 10_000 + n(5, 7) * 100 + n(8, 10)).expect("a date");
+    let mut ms = day_start_ms(day).expect("a date")
+        + (n(11, 13) * 60 + n(14, 16)) * 60_000
+        + n(17, 19) * 1000;
     if s.as_bytes().get(19) == Some(&b'.') {
         let frac: String = s[20..].chars().take_while(char::is_ascii_digit).collect();
         let frac = format!("{frac:0<3}");
@@ -78,7 +57,14 @@ fn fixture() -> Fixture {
         .as_secs() as i64;
     let spec = CorpusSpec {
         seed: 11,
-        start_day: civil(now / 86_400 - 1),
+        start_day: {
+            let yesterday = utc_day((now / 86_400 - 1) * 86_400_000);
+            (
+                (yesterday / 10_000) as i32,
+                yesterday / 100 % 100,
+                yesterday % 100,
+            )
+        },
         days: 2,
         files: 24,
         records_per_file: 150,
