@@ -157,24 +157,70 @@ impl<'a> RawObject<'a> {
     }
 }
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
+/// A JSON string borrowed from the input when it has no escapes (serde's own
+/// `Cow<str>` always copies into a new `String`, one allocation per key).
+pub struct BorrowedStr<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedStr<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawObject<'a>;
+            type Value = BorrowedStr<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
+                f.write_str("a string")
             }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
-                    let v: &'de RawValue = map.next_value()?;
-                    members.push((k, v));
-                }
-                Ok(RawObject { members })
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v)))
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// Reads an object's members, borrowing keys and values, into a vector of
+/// `capacity` to start with.
+fn members<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+    capacity: usize,
+) -> Result<Vec<(Cow<'a, str>, &'a RawValue)>, D::Error> {
+    struct V<'a>(usize, std::marker::PhantomData<&'a ()>);
+    impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+        type Value = Vec<(Cow<'a, str>, &'a RawValue)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut members = Vec::with_capacity(map.size_hint().unwrap_or(self.0));
+            while let Some(BorrowedStr(k)) = map.next_key()? {
+                let v: &'de RawValue = map.next_value()?;
+                members.push((k, v));
+            }
+            Ok(members)
+        }
+    }
+    d.deserialize_map(V(capacity, std::marker::PhantomData))
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(RawObject {
+            members: members(d, 8)?,
+        })
+    }
+}
+
+/// A whole record's members; CloudTrail records have 15 to 25 top-level fields.
+struct RecordMembers<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RecordMembers<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(RecordMembers(members(d, 32)?))
     }
 }
 
@@ -197,24 +243,18 @@ impl<'a> Record<'a> {
         if first != Some(&b'{') {
             return Err(ParseError("record is not a JSON object".into()));
         }
-        let obj: RawObject<'a> =
+        let RecordMembers(members) =
             serde_json::from_slice(bytes).map_err(|e| ParseError(format!("invalid JSON: {e}")))?;
         let mut slots = [NONE; FIELD_COUNT];
-        for (i, (k, _)) in obj.members.iter().enumerate() {
+        for (i, (k, _)) in members.iter().enumerate() {
             if let Some(f) = Field::from_name(k) {
                 slots[f as usize] = i as u16;
             }
         }
-        if obj.members.len() >= NONE as usize {
-            return Err(ParseError(format!(
-                "record has {} fields",
-                obj.members.len()
-            )));
+        if members.len() >= NONE as usize {
+            return Err(ParseError(format!("record has {} fields", members.len())));
         }
-        Ok(Record {
-            members: obj.members,
-            slots,
-        })
+        Ok(Record { members, slots })
     }
 
     /// The raw value of a slotted field, if present (JSON `null` included).
@@ -325,6 +365,16 @@ mod tests {
         assert_eq!(names[2], ("zzz".to_string(), None));
         assert_eq!(names[3].1, Some(Field::EventName));
         assert_eq!(r.other("readOnly").unwrap().get(), "true");
+    }
+
+    #[test]
+    fn keys_are_borrowed_unless_escaped() {
+        let raw = br#"{"plain":1,"esc\u0061ped":2}"#;
+        let r = Record::parse(raw).unwrap();
+        let keys: Vec<_> = r.members.iter().map(|(k, _)| k).collect();
+        assert!(matches!(keys[0], Cow::Borrowed("plain")));
+        assert!(matches!(keys[1], Cow::Owned(k) if k == "escaped"));
+        assert_eq!(r.other("escaped").unwrap().get(), "2");
     }
 
     #[test]

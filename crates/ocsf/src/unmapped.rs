@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use trailhouse_cloudtrail::record::BorrowedStr;
 
 /// Rows with more distinct keys than this look keys up through an index rather
 /// than by scanning (real records have a handful; hostile ones may have 100,000s).
@@ -206,13 +207,10 @@ impl<'de> Visitor<'de> for Flat<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let saved = self.path.len();
-        let mut key_buf = String::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            key_buf.clear();
-            key_buf.push_str(&key);
+        while let Some(BorrowedStr(key)) = map.next_key()? {
             self.path.truncate(saved);
             self.path.push('.');
-            self.path.push_str(&key_buf);
+            self.path.push_str(&key);
             if self.skipped() {
                 map.next_value::<IgnoredAny>()?;
             } else {

@@ -212,23 +212,22 @@ impl ObjectProcessor {
             .finish()
             .map_err(|e| format!("internal error building the batch: {e}"))?;
         let keys = std::mem::take(&mut self.keys);
-        let parts = std::mem::take(&mut self.row_parts);
         let mut out = Vec::with_capacity(keys.len());
         if keys.len() == 1 {
             out.extend(keys.into_iter().next().map(|k| (k, batch)));
         } else {
-            for (slot, key) in keys.into_iter().enumerate() {
-                let idx: UInt32Array = parts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| **p as usize == slot)
-                    .map(|(i, _)| i as u32)
-                    .collect();
-                let part = take_record_batch(&batch, &idx)
+            // Row indices of each partition, in one pass over the rows.
+            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); keys.len()];
+            for (i, p) in self.row_parts.iter().enumerate() {
+                rows[*p as usize].push(i as u32);
+            }
+            for (key, idx) in keys.into_iter().zip(rows) {
+                let part = take_record_batch(&batch, &UInt32Array::from(idx))
                     .map_err(|e| format!("internal error splitting rows: {e}"))?;
                 out.push((key, part));
             }
         }
+        self.row_parts.clear();
         sink(ObjectEvent::Rows(out));
         Ok(())
     }
