@@ -11,6 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use trailhouse_ocsf::schema;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -20,6 +21,9 @@ use crate::layout::{Layout, PartitionKey};
 /// tables (Athena, Glue crawlers, Spark, DuckDB) read them from the path, and a file
 /// that also carried them would clash with the partition columns.
 pub const PARTITION_COLUMNS: [&str; 2] = ["region", "accountid"];
+
+/// Columns whose values are (nearly) all distinct: encoded plain, without a dictionary.
+pub const UNIQUE_COLUMNS: [&str; 4] = ["metadata.uid", "api.request.uid", "time", "time_dt"];
 
 /// Why a partition could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -96,15 +100,23 @@ pub fn file_schema() -> SchemaRef {
 
 /// Parquet writer settings of every lake file.
 pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ParquetError> {
-    Ok(WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
-        .set_max_row_group_row_count(Some(opts.max_row_group_rows))
-        .set_max_row_group_bytes(Some(opts.max_row_group_bytes))
-        .set_data_page_size_limit(opts.data_page_bytes)
-        .set_dictionary_page_size_limit(opts.data_page_bytes)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(concat!("trailhouse version ", env!("CARGO_PKG_VERSION")).to_string())
-        .build())
+    let mut b = WriterProperties::builder();
+    // Columns unique per row gain nothing from a dictionary: the encoder would hash
+    // every value into one, find it full, and fall back to plain encoding.
+    for path in UNIQUE_COLUMNS {
+        let path = ColumnPath::new(path.split('.').map(str::to_string).collect());
+        b = b.set_column_dictionary_enabled(path, false);
+    }
+    Ok(
+        b.set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
+            .set_max_row_group_row_count(Some(opts.max_row_group_rows))
+            .set_max_row_group_bytes(Some(opts.max_row_group_bytes))
+            .set_data_page_size_limit(opts.data_page_bytes)
+            .set_dictionary_page_size_limit(opts.data_page_bytes)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_created_by(concat!("trailhouse version ", env!("CARGO_PKG_VERSION")).to_string())
+            .build(),
+    )
 }
 
 /// Encodes all rows of one partition. `batches` must have the OCSF schema

@@ -174,6 +174,19 @@ fn parquet_types_match_security_lake() {
             assert!(c.statistics().is_some(), "statistics on");
         }
     }
+    // Columns unique per row are plain; repeated strings keep their dictionary.
+    let chunk = |path: &str| {
+        rg.columns()
+            .iter()
+            .find(|c| c.column_path().string() == path)
+            .unwrap_or_else(|| panic!("no column chunk {path}"))
+    };
+    for path in trailhouse_lake::writer::UNIQUE_COLUMNS {
+        assert!(chunk(path).dictionary_page_offset().is_none(), "{path}");
+    }
+    for path in ["api.operation", "metadata.product.name", "class_name"] {
+        assert!(chunk(path).dictionary_page_offset().is_some(), "{path}");
+    }
     // The partition columns come from the path, not the file.
     let read_schema = read(&out.files[0].bytes)[0].schema();
     assert!(read_schema.field_with_name("region").is_err());
