@@ -182,16 +182,6 @@ impl Default for OcsfBuilder {
     }
 }
 
-/// Finishes a builder's array and leaves the builder with the capacity the array
-/// needed, so the next chunk (of about as many rows) does not regrow it from empty.
-fn refill(b: &mut StringBuilder) -> StringArray {
-    // At most 16 MiB kept per column, whatever one odd chunk needed.
-    let (items, bytes) = (b.len(), b.values_slice().len().min(16 << 20));
-    let array = b.finish();
-    *b = StringBuilder::with_capacity(items, bytes);
-    array
-}
-
 /// Appends a value and says whether there was one.
 #[inline]
 fn put(b: &mut StringBuilder, v: Option<&str>) -> bool {
@@ -939,7 +929,7 @@ impl OcsfBuilder {
             Ok(Arc::new(StructArray::try_new(fields, cols, nulls)?))
         }
         fn s(b: &mut StringBuilder) -> ArrayRef {
-            Arc::new(refill(b))
+            Arc::new(b.finish())
         }
         fn constant(v: &str, n: usize) -> ArrayRef {
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(v, n)))
@@ -1036,11 +1026,11 @@ impl OcsfBuilder {
             ],
             None,
         )?;
-        let dst_svc = refill(&mut self.dst_svc_name);
+        let dst_svc = self.dst_svc_name.finish();
         let dst_nulls = dst_svc.nulls().cloned();
         let dst_endpoint = st(fields("dst_endpoint")?, vec![Arc::new(dst_svc)], dst_nulls)?;
 
-        let account_uid = refill(&mut self.actor_user_account_uid);
+        let account_uid = self.actor_user_account_uid.finish();
         let account_nulls = account_uid.nulls().cloned();
         let account = st(
             fields("actor.user.account")?,
@@ -1068,7 +1058,7 @@ impl OcsfBuilder {
             ],
             self.actor_session_valid.finish(),
         )?;
-        let idp_name = refill(&mut self.actor_idp_name);
+        let idp_name = self.actor_idp_name.finish();
         let idp_nulls = idp_name.nulls().cloned();
         let idp = st(fields("actor.idp")?, vec![Arc::new(idp_name)], idp_nulls)?;
         let actor = st(
@@ -1076,7 +1066,7 @@ impl OcsfBuilder {
             vec![user, session, s(&mut self.actor_invoked_by), idp],
             self.actor_valid.finish(),
         )?;
-        let ua = refill(&mut self.http_user_agent);
+        let ua = self.http_user_agent.finish();
         let ua_nulls = ua.nulls().cloned();
         let http_request = st(fields("http_request")?, vec![Arc::new(ua)], ua_nulls)?;
         let src_endpoint = st(
@@ -1099,12 +1089,12 @@ impl OcsfBuilder {
             ],
             self.session_valid.finish(),
         )?;
-        let policy_uid = refill(&mut self.policy_uid);
+        let policy_uid = self.policy_uid.finish();
         let policy_nulls = policy_uid.nulls().cloned();
         let policy = st(fields("policy")?, vec![Arc::new(policy_uid)], policy_nulls)?;
 
         // resources
-        let owner_account_uid = refill(&mut self.res_owner_account);
+        let owner_account_uid = self.res_owner_account.finish();
         let oa_nulls = owner_account_uid.nulls().cloned();
         let owner_account = st(
             fields("resources.owner.account")?,
