@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::json::writer::WriterBuilder;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
-use trailhouse_cloudtrail::time::{day_start_ms, utc_day};
+use trailhouse_cloudtrail::time::{parse_rfc3339_ms, utc_day};
 use trailhouse_corpus::{CorpusSpec, generate};
 use trailhouse_pipeline::{ReplayOptions, replay_local};
 use trailhouse_query::{Lake, OpenOptions, TableKind};
@@ -23,19 +23,10 @@ fn sample(name: &str) -> String {
     std::fs::read_to_string(queries_dir().join(name)).expect("sample query")
 }
 
-/// Milliseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.fff](Z|+00:00)`.
+/// Milliseconds since the epoch of a timestamp as the JSON writer renders it
+/// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|+00:00)`).
 fn ts_ms(s: &str) -> i64 {
-    let n = |a: usize, b: usize| -> i64 { s[a..b].parse().expect("timestamp digits") };
-    let day = u32::try_from(n(0, 4) * 10_000 + n(5, 7) * 100 + n(8, 10)).expect("a date");
-    let mut ms = day_start_ms(day).expect("a date")
-        + (n(11, 13) * 60 + n(14, 16)) * 60_000
-        + n(17, 19) * 1000;
-    if s.as_bytes().get(19) == Some(&b'.') {
-        let frac: String = s[20..].chars().take_while(char::is_ascii_digit).collect();
-        let frac = format!("{frac:0<3}");
-        ms += frac[..3].parse::<i64>().expect("fraction");
-    }
-    ms
+    parse_rfc3339_ms(s).unwrap_or_else(|| panic!("not an RFC 3339 timestamp: {s}"))
 }
 
 /// The test lake: a corpus of yesterday and today (UTC), so the samples' default
