@@ -130,11 +130,11 @@ struct ReplayArgs {
     #[arg(long, env = "TRAILHOUSE_THREADS")]
     threads: Option<usize>,
     /// Write a partition once this much Arrow data is buffered for it (e.g. 32MiB).
-    #[arg(long, value_parser = parse_size, default_value = "48MiB", env = "TRAILHOUSE_FLUSH_BYTES")]
+    #[arg(long, value_parser = parse_size, default_value = "36MiB", env = "TRAILHOUSE_FLUSH_BYTES")]
     flush_bytes: usize,
-    /// Bound on buffered plus in-flight Arrow data of all partitions. Peak RSS is
-    /// about 110 MiB + 1.8 × this for a large object (README, "Memory").
-    #[arg(long, value_parser = parse_size, default_value = "64MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
+    /// Bound on buffered plus in-flight Arrow data of all partitions; peak RSS grows
+    /// with it (README, "Memory").
+    #[arg(long, value_parser = parse_size, default_value = "48MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
     max_buffer_bytes: usize,
     /// Rows per Parquet file at most.
     #[arg(long, default_value_t = WriteOptions::default().max_file_rows)]

@@ -23,12 +23,11 @@ pub struct FlushPolicy {
 
 impl Default for FlushPolicy {
     fn default() -> Self {
-        // A replay's peak RSS is about 110 MiB + 1.8 × max_buffer_bytes for one large
-        // object or a few partitions (under 256 MiB with these); a long replay over
-        // many partitions peaks higher (README, "Memory").
+        // A replay's peak RSS stays under 256 MiB with these, for one large object
+        // and for a long replay over many partitions (README, "Memory").
         FlushPolicy {
-            flush_bytes: 48 << 20,
-            max_buffer_bytes: 64 << 20,
+            flush_bytes: 36 << 20,
+            max_buffer_bytes: 48 << 20,
             max_age_ms: None,
         }
     }

@@ -25,6 +25,12 @@ pub const PARTITION_COLUMNS: [&str; 2] = ["region", "accountid"];
 /// Columns whose values are (nearly) all distinct: encoded plain, without a dictionary.
 pub const UNIQUE_COLUMNS: [&str; 4] = ["metadata.uid", "api.request.uid", "time", "time_dt"];
 
+/// The writer is fed the sorted rows in slices of at most this many rows …
+const SLICE_ROWS: usize = 8192;
+/// … and about this many bytes of Arrow data (estimated from each input batch's
+/// average row), so an encoder's working copy does not grow with the row size.
+const SLICE_BYTES: usize = 8 << 20;
+
 /// Why a partition could not be encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -119,6 +125,30 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, Parque
     )
 }
 
+/// Where the slices of rows fed to the writer end (exclusive indices): each holds at
+/// most `max_rows` rows, and ends at the row that brings its bytes to `max_bytes`.
+fn slice_ends(
+    row_bytes: impl Iterator<Item = usize>,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let (mut rows, mut bytes, mut n) = (0, 0, 0);
+    for b in row_bytes {
+        n += 1;
+        rows += 1;
+        bytes += b;
+        if rows >= max_rows || bytes >= max_bytes {
+            ends.push(n);
+            (rows, bytes) = (0, 0);
+        }
+    }
+    if rows > 0 {
+        ends.push(n);
+    }
+    ends
+}
+
 /// Encodes all rows of one partition. `batches` must have the OCSF schema
 /// ([`trailhouse_ocsf::schema`]); their order only matters for ties, which makes the
 /// output deterministic for a deterministic input order.
@@ -170,6 +200,10 @@ pub fn encode_partition(
 
     let props = writer_properties(opts)?;
     let refs: Vec<&RecordBatch> = projected.iter().collect();
+    let row_bytes: Vec<usize> = projected
+        .iter()
+        .map(|b| b.get_array_memory_size() / b.num_rows().max(1))
+        .collect();
     let dir = key.dir(layout);
     let mut out = EncodedPartition {
         files: Vec::new(),
@@ -187,11 +221,18 @@ pub fn encode_partition(
         let name = format!("{:032x}", h.digest128());
         let mut writer =
             ArrowWriter::try_new(Vec::new(), file_schema.clone(), Some(props.clone()))?;
-        let mut idx: Vec<(usize, usize)> = Vec::with_capacity(8192);
-        for chunk in part.chunks(8192) {
+        let ends = slice_ends(
+            part.iter().map(|(_, _, b, _)| row_bytes[*b]),
+            SLICE_ROWS,
+            SLICE_BYTES,
+        );
+        let mut idx: Vec<(usize, usize)> = Vec::with_capacity(SLICE_ROWS);
+        let mut start = 0;
+        for end in ends {
             idx.clear();
-            idx.extend(chunk.iter().map(|(_, _, b, r)| (*b, *r)));
+            idx.extend(part[start..end].iter().map(|(_, _, b, r)| (*b, *r)));
             writer.write(&interleave_record_batch(&refs, &idx)?)?;
+            start = end;
         }
         let bytes = writer.into_inner()?;
         out.files.push(EncodedFile {
@@ -202,4 +243,23 @@ pub fn encode_partition(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slice_ends;
+
+    #[test]
+    fn slices_end_at_the_row_or_byte_bound() {
+        // Small rows: the row bound decides.
+        assert_eq!(slice_ends([10; 7].into_iter(), 3, 1000), vec![3, 6, 7]);
+        // Large rows: a slice ends at the row that reaches the byte bound.
+        assert_eq!(
+            slice_ends([400, 400, 400, 50, 900, 10].into_iter(), 100, 800),
+            vec![2, 5, 6]
+        );
+        // A row larger than the bound is a slice of its own.
+        assert_eq!(slice_ends([5000, 1].into_iter(), 100, 800), vec![1, 2]);
+        assert!(slice_ends(std::iter::empty(), 3, 800).is_empty());
+    }
 }

@@ -60,13 +60,23 @@ pub enum ObjectEvent {
     },
 }
 
+/// Record JSON per chunk handed out, by default: a chunk ends at [`ObjectProcessor::chunk_rows`]
+/// rows or once its records reach this many bytes, whichever comes first, so a
+/// chunk's memory does not depend on how large the records are.
+pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
+
 /// Maps objects; keeps its Arrow builders between objects.
 pub struct ObjectProcessor {
     builder: OcsfBuilder,
     row_parts: Vec<u16>,
     keys: Vec<PartitionKey>,
-    /// Rows per batch handed out (a bound on memory per object in flight).
+    /// Record JSON bytes in the chunk being built.
+    chunk_json: usize,
+    /// Rows per batch handed out at most.
     pub chunk_rows: usize,
+    /// Record JSON bytes per batch handed out (a chunk ends at the record that
+    /// reaches it). With `chunk_rows`, the bound on memory per object in flight.
+    pub chunk_bytes: usize,
     /// Largest record accepted.
     pub max_record_bytes: usize,
 }
@@ -77,14 +87,17 @@ impl Default for ObjectProcessor {
             builder: OcsfBuilder::new(),
             row_parts: Vec::new(),
             keys: Vec::new(),
+            chunk_json: 0,
             chunk_rows: 8192,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
             max_record_bytes: trailhouse_cloudtrail::reader::DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
 
 impl ObjectProcessor {
-    /// A processor handing out batches of at most `chunk_rows` rows.
+    /// A processor handing out batches of at most `chunk_rows` rows (and
+    /// [`DEFAULT_CHUNK_BYTES`] of record JSON).
     pub fn with_chunk_rows(chunk_rows: usize) -> Self {
         ObjectProcessor {
             chunk_rows: chunk_rows.max(1),
@@ -122,6 +135,7 @@ impl ObjectProcessor {
         let mut reader = reader.with_max_record_bytes(self.max_record_bytes);
         self.keys.clear();
         self.row_parts.clear();
+        self.chunk_json = 0;
         loop {
             let index = reader.records_read();
             let rec = match reader.next_record() {
@@ -169,7 +183,9 @@ impl ObjectProcessor {
                         },
                     };
                     self.row_parts.push(slot as u16);
+                    self.chunk_json += rec.len();
                     if (self.builder.len() >= self.chunk_rows
+                        || self.chunk_json >= self.chunk_bytes
                         || self.keys.len() >= u16::MAX as usize)
                         && let Err(reason) = self.flush_chunk(sink)
                     {
@@ -228,6 +244,7 @@ impl ObjectProcessor {
             }
         }
         self.row_parts.clear();
+        self.chunk_json = 0;
         sink(ObjectEvent::Rows(out));
         Ok(())
     }
@@ -298,6 +315,38 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].0, 4);
         assert!(bad[0].1.contains("eventTime"), "{}", bad[0].1);
+    }
+
+    #[test]
+    fn chunks_end_at_the_byte_bound_whatever_the_row_count() {
+        // 40 records of one partition, each about 8 KB: with room for 1,000 rows but
+        // only 20,000 bytes per chunk, a chunk closes at the record that reaches the
+        // bound (its third), so 13 chunks of 3 and one of 1.
+        let pad = "x".repeat(8000);
+        let records: Vec<String> = (0..40)
+            .map(|i| {
+                rec(&format!("id{i}"), "us-east-1", 1).replace(
+                    r#""eventType""#,
+                    &format!(r#""userAgent":"{pad}","eventType""#),
+                )
+            })
+            .collect();
+        let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let mut p = ObjectProcessor::with_chunk_rows(1000);
+        p.chunk_bytes = 20_000;
+        let mut sizes = Vec::new();
+        let outcome = p.process("f.json.gz", Cursor::new(gz(&doc)), &mut |ev| {
+            if let ObjectEvent::Rows(parts) = ev {
+                sizes.push(parts.iter().map(|(_, b)| b.num_rows()).sum::<usize>());
+            }
+        });
+        assert!(matches!(
+            outcome,
+            ObjectOutcome::Complete { records: 40, .. }
+        ));
+        let mut expected = vec![3; 13];
+        expected.push(1);
+        assert_eq!(sizes, expected);
     }
 
     #[test]
