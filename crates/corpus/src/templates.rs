@@ -5,9 +5,9 @@
 use crate::actor::{Actor, BROWSERS, Ctx};
 use crate::json::{Json, escape_into};
 use crate::record::{Category, Rec};
-use crate::rng::{B64, HEX, UPPER_B32};
+use crate::rng::{B64, HEX, Rng, UPPER_B32};
 use crate::time::{event_time, java_date, push_event_time};
-use crate::world::RoleKind;
+use crate::world::{Account, RoleKind};
 
 /// OCSF class of a template's events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -1714,8 +1714,63 @@ fn cfn_invoked(c: &mut Ctx<'_>, r: &mut Rec) {
     }
 }
 
+/// ECS task families and how many environment variables each one's definition has.
+const TASK_FAMILIES: &[(&str, u64)] = &[
+    ("orders", 180),
+    ("payments", 420),
+    ("search-indexer", 260),
+    ("ingest", 880),
+    ("web", 150),
+    ("billing-batch", 640),
+];
+
+/// The value of a task's `i`th environment variable, like real configuration: flags,
+/// numbers, hosts and URLs, ARNs, now and then an opaque token or a value that needs
+/// escaping.
+fn setting_value(rng: &mut Rng, family: &str, acct: &Account, region: &str, i: usize) -> String {
+    const WORDS: &[&str] = &[
+        "cache", "queue", "retry", "timeout", "batch", "pool", "events", "audit", "export",
+        "catalog", "ledger", "session", "metrics", "search", "notify",
+    ];
+    let word = rng.pick_str(WORDS);
+    match rng.weighted(&[14, 14, 5, 16, 12, 10, 8, 6, 5, 4, 3, 3]) {
+        0 => rng.pick_str(&["true", "false"]).to_string(),
+        1 => rng
+            .pick_str(&[
+                "1", "3", "5", "10", "30", "60", "100", "250", "1000", "8080",
+            ])
+            .to_string(),
+        2 => rng
+            .pick_str(&["INFO", "WARN", "DEBUG", "production", "json", "utf-8"])
+            .to_string(),
+        3 => format!("{word}.{family}.internal"),
+        4 => format!(
+            "https://{word}.{family}.internal:{}/v{}",
+            8000 + rng.below(100),
+            1 + rng.below(3)
+        ),
+        5 => format!("arn:aws:sqs:{region}:{}:{family}-{word}", acct.id),
+        6 => format!(
+            "arn:aws:secretsmanager:{region}:{}:secret:{family}/{word}-{}",
+            acct.id,
+            rng.chars(6, crate::rng::ALNUM)
+        ),
+        7 => format!(
+            "postgres://{family}-{word}.cluster-{}.{region}.rds.amazonaws.com:5432/{family}?sslmode=require",
+            rng.chars(12, crate::rng::ALNUM).to_lowercase()
+        ),
+        8 => format!("s3://{family}-{word}-{}/{region}/", acct.id),
+        9 => rng.chars(32, B64),
+        10 => format!("ünïcødé \"{word}\" for {family}"),
+        _ => format!("C:\\{family}\\{word}\\{i}"),
+    }
+}
+
 /// An ECS task definition with hundreds of environment variables: tens of KB in
-/// both requestParameters and responseElements.
+/// both requestParameters and responseElements. Like a real deployment pipeline, each
+/// account registers a few families again and again: a family's variables stay the
+/// same from one revision to the next except for a few changed values and the image,
+/// so these payloads are as repetitive as real ones, not random text.
 fn large_task_definition(c: &mut Ctx<'_>, r: &mut Rec) {
     let actor = c.role(RoleKind::Ci);
     let v = modern_version(c);
@@ -1723,27 +1778,36 @@ fn large_task_definition(c: &mut Ctx<'_>, r: &mut Rec) {
     r.read_only = Some(false);
     c.identity(r, &actor);
     c.client(r, &actor, None);
-    let vars = c.rng.range(150, 900) as usize;
+    let &(family, vars) = c.rng.pick(TASK_FAMILIES);
+    let vars = vars as usize;
     let sha = c.chars(40, HEX);
     let revision = c.rng.range(1, 400) as i64;
     let acct = c.acct;
     let region = c.region;
     let image = format!(
-        "{}.dkr.ecr.{region}.amazonaws.com/orders:sha-{sha}",
+        "{}.dkr.ecr.{region}.amazonaws.com/{family}:sha-{sha}",
         acct.id
+    );
+    // The family's settings in this account and region: the same stream every time.
+    let mut stable = Rng::derive(
+        acct.id
+            .bytes()
+            .chain(region.bytes())
+            .chain(family.bytes())
+            .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            }),
+        0x7a5c_def0,
     );
     let mut values = Vec::with_capacity(vars);
     for i in 0..vars {
-        let mut v = String::with_capacity(48);
-        v.push_str(
-            [
-                "postgres://db.internal:5432/orders?sslmode=require&app=",
-                "ünïcødé \"quoted\" \\path\\",
-                "",
-                "https://api.example.com/v2/",
-            ][i % 4],
-        );
-        c.rng.push_chars(&mut v, 12 + i % 24, B64);
+        let v = if c.rng.chance(0.02) {
+            // Changed in this revision; the stable stream still advances.
+            setting_value(&mut stable, family, acct, region, i);
+            setting_value(c.rng, family, acct, region, i)
+        } else {
+            setting_value(&mut stable, family, acct, region, i)
+        };
         values.push(v);
     }
     let container = |j: &mut Json<'_>| {
@@ -1759,7 +1823,12 @@ fn large_task_definition(c: &mut Ctx<'_>, r: &mut Rec) {
             j.open();
             j.key("name");
             let b = j.buf();
-            b.push_str("\"ORDERS_SETTING_");
+            b.push('"');
+            b.extend(family.chars().map(|ch| match ch {
+                '-' => '_',
+                ch => ch.to_ascii_uppercase(),
+            }));
+            b.push_str("_SETTING_");
             crate::json::push_int(b, i as i64);
             b.push('"');
             j.done();
@@ -1781,7 +1850,7 @@ fn large_task_definition(c: &mut Ctx<'_>, r: &mut Rec) {
     {
         let mut j = r.req.json();
         j.open();
-        j.str("family", "orders");
+        j.str("family", family);
         container(&mut j);
         j.str("networkMode", "awsvpc");
         j.arr("requiresCompatibilities");
@@ -1802,12 +1871,14 @@ fn large_task_definition(c: &mut Ctx<'_>, r: &mut Rec) {
             region,
             ":",
             &acct.id,
-            ":task-definition/orders:",
+            ":task-definition/",
+            family,
+            ":",
             &revision.to_string(),
         ],
     );
     container(&mut k);
-    k.str("family", "orders");
+    k.str("family", family);
     k.int("revision", revision);
     k.str("status", "ACTIVE");
     k.str("networkMode", "awsvpc");

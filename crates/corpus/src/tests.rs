@@ -752,6 +752,74 @@ fn variety_like_a_real_trail() {
     );
 }
 
+/// Task definitions are re-registered like real ones: the same family in the same
+/// account and region keeps nearly all its variables and values from one revision to the next,
+/// so the large payloads are as repetitive as real configuration, not random text.
+#[test]
+fn large_payloads_repeat_like_real_configuration() {
+    let spec = CorpusSpec {
+        seed: 11,
+        accounts: 2,
+        files: 30,
+        records_per_file: 200,
+        large_payloads: true,
+        ..CorpusSpec::default()
+    };
+    // (account/region, family) -> each registration's environment, name -> value.
+    let mut seen: BTreeMap<(String, String), Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    for r in records(&spec) {
+        let v: Value = serde_json::from_str(&r.json).unwrap();
+        if v["eventName"] != "RegisterTaskDefinition" {
+            continue;
+        }
+        let req = &v["requestParameters"];
+        let family = req["family"].as_str().unwrap().to_string();
+        let env: BTreeMap<String, String> = req["containerDefinitions"][0]["environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let name = e["name"].as_str().unwrap().to_string();
+                (name, e["value"].as_str().unwrap().to_string())
+            })
+            .collect();
+        // The response echoes the registered definition.
+        let echoed = &v["responseElements"]["taskDefinition"]["containerDefinitions"][0];
+        assert_eq!(
+            echoed["environment"],
+            req["containerDefinitions"][0]["environment"]
+        );
+        let acct = v["recipientAccountId"].as_str().unwrap();
+        let region = v["awsRegion"].as_str().unwrap();
+        seen.entry((format!("{acct}/{region}"), family))
+            .or_default()
+            .push(env);
+    }
+    let (mut pairs, mut same, mut total) = (0, 0, 0);
+    for regs in seen.values() {
+        for w in regs.windows(2) {
+            assert_eq!(
+                w[0].keys().collect::<Vec<_>>(),
+                w[1].keys().collect::<Vec<_>>()
+            );
+            pairs += 1;
+            total += w[0].len();
+            same += w[0].iter().filter(|(k, v)| w[1][*k] == **v).count();
+        }
+    }
+    assert!(pairs >= 10, "only {pairs} re-registrations");
+    // About 2 % of values change per revision (two revisions: about 4 % differ).
+    let changed = 1.0 - same as f64 / total as f64;
+    assert!(
+        (0.01..0.10).contains(&changed),
+        "{:.1} % of values changed between revisions",
+        changed * 100.0
+    );
+    // Families differ from each other.
+    let families: BTreeSet<&String> = seen.keys().map(|(_, f)| f).collect();
+    assert!(families.len() >= 3, "{families:?}");
+}
+
 #[test]
 fn large_log_file_streams_the_size_asked() {
     let dir = TempDir::new("large");
