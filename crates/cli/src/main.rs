@@ -1164,6 +1164,21 @@ mod tests {
         assert!(parse_duration("m").is_err());
     }
 
+    /// The replay's size defaults are written as text for `--help`; they must be the
+    /// library's defaults, which the README's memory figures were measured with.
+    #[test]
+    fn replay_defaults_are_the_flush_policy_defaults() {
+        use clap::Parser;
+        let cli =
+            super::Cli::try_parse_from(["trailhouse", "replay", "in", "--lake", "out"]).unwrap();
+        let super::Command::Replay(args) = cli.command else {
+            panic!("not a replay");
+        };
+        let policy = trailhouse_lake::FlushPolicy::default();
+        assert_eq!(args.flush_bytes, policy.flush_bytes);
+        assert_eq!(args.max_buffer_bytes, policy.max_buffer_bytes);
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_size("123"), Ok(123));
