@@ -8,6 +8,7 @@ use arrow_array::{Array, Int64Array, RecordBatch, StringArray, StructArray};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use arrow_select::interleave::interleave_record_batch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -219,8 +220,13 @@ pub fn encode_partition(
             h.update(&[0]);
         }
         let name = format!("{:032x}", h.digest128());
-        let mut writer =
-            ArrowWriter::try_new(Vec::new(), file_schema.clone(), Some(props.clone()))?;
+        let mut writer = ArrowWriter::try_new_with_options(
+            Vec::new(),
+            file_schema.clone(),
+            ArrowWriterOptions::new()
+                .with_properties(props.clone())
+                .with_skip_arrow_metadata(true),
+        )?;
         let ends = slice_ends(
             part.iter().map(|(_, _, b, _)| row_bytes[*b]),
             SLICE_ROWS,

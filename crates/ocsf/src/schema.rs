@@ -36,9 +36,10 @@ pub(crate) fn list(name: &str, item: DataType) -> Field {
     )
 }
 
-/// The time zone of timestamp columns. An offset rather than the name "UTC", so
-/// readers need no time-zone database; Parquet records it as isAdjustedToUTC=true
-/// either way.
+/// The time zone of timestamp columns in the Arrow batches. An offset rather than the
+/// name "UTC", so that Arrow code handling them needs no time-zone database. The lake's
+/// files record only Parquet's isAdjustedToUTC=true (they carry no embedded Arrow
+/// schema, like Security Lake's own), which Arrow readers turn into "UTC".
 pub const UTC: &str = "+00:00";
 
 /// Millisecond timestamps in UTC, as Security Lake writes `time_dt`.
