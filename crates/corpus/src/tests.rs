@@ -753,8 +753,9 @@ fn variety_like_a_real_trail() {
 }
 
 /// Task definitions are re-registered like real ones: the same family in the same
-/// account and region keeps nearly all its variables and values from one revision to the next,
-/// so the large payloads are as repetitive as real configuration, not random text.
+/// account and region keeps nearly all its variables and values from one revision to
+/// the next, so the large payloads are as repetitive as real configuration, not
+/// random text.
 #[test]
 fn large_payloads_repeat_like_real_configuration() {
     let spec = CorpusSpec {

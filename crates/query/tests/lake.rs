@@ -200,6 +200,80 @@ async fn partition_filters_prune_files_of_other_partitions() {
     }
 }
 
+/// A lake written before trailhouse stopped embedding the Arrow schema (`cda13cc`)
+/// gains new files after an upgrade: in the same table, old files say their
+/// timestamps are "+00:00", new ones (like Security Lake's own) only that they are
+/// UTC. Both are read together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_with_and_without_an_embedded_arrow_schema_read_together() {
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = small_lake(dir.path());
+    let table = lake.join("ext/CLOUD_TRAIL_MGMT_API_ACTIVITY/1.0");
+    let l = open(&lake).await;
+    let all = "SELECT count(*) FROM api_activity";
+    let before = count(&l, all).await.expect("count");
+    let (r, a, d) = partitions(&table)[0].clone();
+    let part = table
+        .join(format!("region={r}"))
+        .join(format!("accountId={a}"))
+        .join(format!("eventDay={d}"));
+    let new_file = std::fs::read_dir(&part)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("a file");
+
+    // The same rows as an old file: "+00:00" zones and the embedded Arrow schema.
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&new_file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let old_schema = trailhouse_lake::file_schema();
+    let old_file = part.join("00-written-by-an-older-trailhouse.parquet");
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&old_file).unwrap(),
+        old_schema.clone(),
+        None,
+    )
+    .unwrap();
+    let mut rows = 0;
+    for b in reader {
+        let b = b.unwrap();
+        assert_ne!(
+            b.schema(),
+            old_schema,
+            "new files read back with other zones"
+        );
+        let cols = b
+            .columns()
+            .iter()
+            .zip(old_schema.fields())
+            .map(|(c, f)| cast(c, f.data_type()).unwrap())
+            .collect();
+        rows += b.num_rows() as i64;
+        w.write(&RecordBatch::try_new(old_schema.clone(), cols).unwrap())
+            .unwrap();
+    }
+    w.close().unwrap();
+
+    let l = open(&lake).await;
+    assert_eq!(count(&l, all).await.expect("mixed count"), before + rows);
+    let day = format!(
+        "SELECT count(*) FROM api_activity WHERE eventday = '{d}' \
+         AND to_char(time_dt, '%Y%m%d') = eventday"
+    );
+    let in_day = count(&l, &day).await.expect("time_dt of both kinds");
+    assert!(
+        in_day >= 2 * rows,
+        "{in_day} rows of {d} (each row of the file twice)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
