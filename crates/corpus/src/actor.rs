@@ -4,7 +4,7 @@
 
 use crate::json::{Json, push_int};
 use crate::record::Rec;
-use crate::rng::{B64, HEX, Rng, UPPER_B32};
+use crate::rng::{B64, HEX, Rng, UPPER_B32, mix};
 use crate::time::push_event_time;
 use crate::world::{Account, Role, RoleKind, User, World};
 
@@ -239,10 +239,6 @@ impl<'a> Ctx<'a> {
     /// address and user agent, as they do in real trails. None for services and
     /// one-off principals.
     fn session_rng(&self, a: &Actor<'_>, stream: u64) -> Option<Rng> {
-        fn mix(h: u64, s: &str) -> u64 {
-            s.bytes()
-                .fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-        }
         let h = self.world.salt ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let h = match a {
             Actor::User { user, console } => mix(h, &user.id) ^ *console as u64,

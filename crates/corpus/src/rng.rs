@@ -2,6 +2,13 @@
 //! Written out here rather than taken from `rand` so that a seed means the same
 //! corpus on every platform and every dependency version, for ever.
 
+/// Folds `s` into the hash `h` (FNV-1a steps): a stable key for [`Rng::derive`] from
+/// names, so the same names always give the same stream.
+pub(crate) fn mix(h: u64, s: &str) -> u64 {
+    s.bytes()
+        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// Deterministic random stream. Not cryptographic.
 #[derive(Clone, Debug)]
 pub(crate) struct Rng {

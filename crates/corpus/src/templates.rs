@@ -5,7 +5,7 @@
 use crate::actor::{Actor, BROWSERS, Ctx};
 use crate::json::{Json, escape_into};
 use crate::record::{Category, Rec};
-use crate::rng::{B64, HEX, Rng, UPPER_B32};
+use crate::rng::{ALNUM, B64, HEX, Rng, UPPER_B32, mix};
 use crate::time::{event_time, java_date, push_event_time};
 use crate::world::{Account, RoleKind};
 
@@ -1753,11 +1753,11 @@ fn setting_value(rng: &mut Rng, family: &str, acct: &Account, region: &str, i: u
         6 => format!(
             "arn:aws:secretsmanager:{region}:{}:secret:{family}/{word}-{}",
             acct.id,
-            rng.chars(6, crate::rng::ALNUM)
+            rng.chars(6, ALNUM)
         ),
         7 => format!(
             "postgres://{family}-{word}.cluster-{}.{region}.rds.amazonaws.com:5432/{family}?sslmode=require",
-            rng.chars(12, crate::rng::ALNUM).to_lowercase()
+            rng.chars(12, ALNUM).to_lowercase()
         ),
         8 => format!("s3://{family}-{word}-{}/{region}/", acct.id),
         9 => rng.chars(32, B64),
@@ -1790,13 +1790,7 @@ fn large_task_definition(c: &mut Ctx<'_>, r: &mut Rec) {
     );
     // The family's settings in this account and region: the same stream every time.
     let mut stable = Rng::derive(
-        acct.id
-            .bytes()
-            .chain(region.bytes())
-            .chain(family.bytes())
-            .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            }),
+        mix(mix(mix(0xcbf2_9ce4_8422_2325, &acct.id), region), family),
         0x7a5c_def0,
     );
     let mut values = Vec::with_capacity(vars);
