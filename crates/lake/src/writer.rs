@@ -2,13 +2,16 @@
 //! `metadata.uid` at the same `time`) removed, zstd, bounded pages and row groups,
 //! and named by their content so the same input always gives the same files.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use arrow_array::{Array, Int64Array, RecordBatch, StringArray, StructArray};
-use arrow_schema::{ArrowError, Schema, SchemaRef};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
+use arrow_buffer::NullBuffer;
+use arrow_schema::{ArrowError, DataType, Schema, SchemaRef, TimeUnit};
 use arrow_select::interleave::interleave_record_batch;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -31,6 +34,11 @@ const SLICE_ROWS: usize = 8192;
 /// … and about this many bytes of Arrow data (estimated from each input batch's
 /// average row), so an encoder's working copy does not grow with the row size.
 const SLICE_BYTES: usize = 8 << 20;
+
+/// A leaf column whose chunk in a file comes to at most about this many bytes
+/// before compression is stored uncompressed: zstd cannot shrink so little, and its
+/// frames would add bytes and cost a compression context per page.
+const TINY_CHUNK_BYTES: usize = 96;
 
 /// Why a partition could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +134,224 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, Parque
     )
 }
 
+/// [`writer_properties`], fitted to the file that `batches` make (the rows of one
+/// partition; fitted per leaf column from [`leaf_contents`]):
+///
+/// - A leaf whose chunk will be tiny is not compressed. On the benchmark corpus more
+///   than half of all column chunks are under 128 bytes before compression (all-null
+///   columns, and columns constant in a partition, which the dictionary shrinks to
+///   one value); zstd made them larger (×1.17–1.38) and cost two compression
+///   contexts each.
+/// - A leaf whose chunk will be a single data page gets chunk statistics only, not
+///   the page index: the index would repeat the chunk's statistics and offsets. If
+///   every leaf is such, the file has no page index at all. Partitions are small
+///   (the benchmark's files average ~360 rows), and there the page index was 4.5 %
+///   of the bytes. Larger files keep it for the columns that span pages.
+fn file_properties(
+    base: &WriterProperties,
+    batches: &[RecordBatch],
+    opts: &WriteOptions,
+) -> Result<WriterProperties, ArrowError> {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    // A chunk is one data page if it stays under the page's row limit and byte limit;
+    // the writer checks the bytes only every few hundred values, hence the margin
+    // below. (A dictionary-encoded chunk's data page holds indices, smaller still.)
+    let few_rows = rows <= base.data_page_row_count_limit();
+    let mut b = base.clone().into_builder();
+    let mut one_page = Vec::new();
+    let leaves = leaf_contents(batches)?;
+    for (leaf, path) in leaves.iter().zip(leaf_paths()) {
+        if leaf.encoded_estimate(base.dictionary_enabled(path)) <= TINY_CHUNK_BYTES {
+            b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
+        }
+        if few_rows && leaf.bytes <= opts.data_page_bytes / 2 {
+            one_page.push(path);
+        }
+    }
+    if one_page.len() == leaves.len() {
+        // The offset index goes too; parquet-rs keeps it while the default (or any
+        // column) asks for page statistics.
+        b = b
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true);
+    } else {
+        for path in one_page {
+            b = b.set_column_statistics_enabled(path.clone(), EnabledStatistics::Chunk);
+        }
+    }
+    Ok(b.build())
+}
+
+/// The Parquet leaf columns of the file schema, in Parquet's order (depth first,
+/// as the writer visits the Arrow arrays).
+fn leaf_paths() -> &'static [ColumnPath] {
+    static PATHS: LazyLock<Vec<ColumnPath>> = LazyLock::new(|| {
+        let descr = ArrowSchemaConverter::new()
+            .convert(&file_schema())
+            .expect("the OCSF schema converts to Parquet");
+        descr.columns().iter().map(|c| c.path().clone()).collect()
+    });
+    &PATHS
+}
+
+/// What each Parquet leaf column holds over all of `batches` (in [`leaf_paths`]
+/// order): estimated from the Arrow arrays without encoding anything.
+fn leaf_contents(batches: &[RecordBatch]) -> Result<Vec<Leaf>, ArrowError> {
+    let want = leaf_paths().len();
+    let mut merged: Vec<Leaf> = Vec::with_capacity(want);
+    let mut leaves = Vec::with_capacity(want);
+    for batch in batches {
+        leaves.clear();
+        for column in batch.columns() {
+            collect_leaves(column, None, false, &mut leaves);
+        }
+        if leaves.len() != want {
+            return Err(ArrowError::SchemaError(format!(
+                "{} leaf arrays for {want} Parquet leaf columns",
+                leaves.len()
+            )));
+        }
+        if merged.is_empty() {
+            merged.append(&mut leaves);
+        } else {
+            for (m, l) in merged.iter_mut().zip(leaves.drain(..)) {
+                m.merge(l);
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// What one leaf column holds, as far as its encoded size goes.
+#[derive(Debug)]
+struct Leaf {
+    /// Bytes of the values (non-null ones, for fixed-width types), plus a quarter
+    /// byte per slot for the levels: about the chunk's size without a dictionary.
+    bytes: usize,
+    /// Whether all slots hold the same thing.
+    shape: Shape,
+}
+
+#[derive(Debug)]
+enum Shape {
+    /// Every slot is null (at this level or an enclosing struct's).
+    AllNull,
+    /// Every slot holds this value (an array of one; then its size in bytes); none
+    /// is null.
+    Same(ArrayRef, usize),
+    /// Anything else, or not examined (leaves inside lists and maps).
+    Varied,
+}
+
+impl Leaf {
+    fn merge(&mut self, other: Leaf) {
+        self.bytes += other.bytes;
+        self.shape = match (
+            std::mem::replace(&mut self.shape, Shape::Varied),
+            other.shape,
+        ) {
+            (Shape::AllNull, Shape::AllNull) => Shape::AllNull,
+            (Shape::Same(a, n), Shape::Same(b, _)) if a.to_data() == b.to_data() => {
+                Shape::Same(a, n)
+            }
+            _ => Shape::Varied,
+        };
+    }
+
+    /// About how many bytes the chunk takes before compression. A repeated value
+    /// is stored once only if the column has a dictionary.
+    fn encoded_estimate(&self, dictionary: bool) -> usize {
+        match self.shape {
+            Shape::AllNull => 0,
+            Shape::Same(_, one) if dictionary => one,
+            _ => self.bytes,
+        }
+    }
+}
+
+/// Appends a [`Leaf`] for every Parquet leaf under `array`, in Parquet's order.
+/// `parent` is the validity of the enclosing structs; `nested` says an enclosing
+/// list or map repeats the leaf (its slots are then not the file's rows).
+fn collect_leaves(
+    array: &dyn Array,
+    parent: Option<&NullBuffer>,
+    nested: bool,
+    out: &mut Vec<Leaf>,
+) {
+    match array.data_type() {
+        DataType::Struct(_) => {
+            let s = array.as_struct();
+            let nulls = NullBuffer::union(parent, s.nulls());
+            for c in s.columns() {
+                collect_leaves(c, nulls.as_ref(), nested, out);
+            }
+        }
+        DataType::List(_) => collect_leaves(array.as_list::<i32>().values(), None, true, out),
+        DataType::LargeList(_) => collect_leaves(array.as_list::<i64>().values(), None, true, out),
+        DataType::Map(_, _) => {
+            for c in array.as_map().entries().columns() {
+                collect_leaves(c, None, true, out);
+            }
+        }
+        _ => out.push(leaf(array, parent, nested)),
+    }
+}
+
+fn leaf(array: &dyn Array, parent: Option<&NullBuffer>, nested: bool) -> Leaf {
+    let slots = array.len();
+    let nulls = NullBuffer::union(parent, array.nulls());
+    let null_count = nulls.as_ref().map_or(0, |n| n.null_count());
+    let valid = slots - null_count;
+    let values = match array.data_type() {
+        DataType::Utf8 => {
+            let offsets = array.as_string::<i32>().value_offsets();
+            (offsets[slots] - offsets[0]) as usize
+        }
+        DataType::Boolean => valid.div_ceil(8),
+        t => valid * t.primitive_width().unwrap_or(16),
+    };
+    let shape = if nested || slots == 0 {
+        Shape::Varied
+    } else if valid == 0 {
+        Shape::AllNull
+    } else if null_count == 0 && all_same(array) {
+        Shape::Same(array.slice(0, 1), values / valid)
+    } else {
+        Shape::Varied
+    };
+    Leaf {
+        bytes: values + slots / 4,
+        shape,
+    }
+}
+
+/// Whether every slot of `array` (which has no nulls) holds the same value; false
+/// for types not compared.
+fn all_same(array: &dyn Array) -> bool {
+    fn same<T: PartialEq>(mut values: impl Iterator<Item = T>) -> bool {
+        match values.next() {
+            Some(first) => values.all(|v| v == first),
+            None => true,
+        }
+    }
+    match array.data_type() {
+        DataType::Utf8 => same(array.as_string::<i32>().iter()),
+        DataType::Boolean => {
+            let trues = array.as_boolean().true_count();
+            trues == 0 || trues == array.len()
+        }
+        DataType::Int32 => same(array.as_primitive::<Int32Type>().values().iter()),
+        DataType::Int64 => same(array.as_primitive::<Int64Type>().values().iter()),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => same(
+            array
+                .as_primitive::<TimestampMillisecondType>()
+                .values()
+                .iter(),
+        ),
+        _ => false,
+    }
+}
+
 /// Where the slices of rows fed to the writer end (exclusive indices): each holds at
 /// most `max_rows` rows, and ends at the row that brings its bytes to `max_bytes`.
 fn slice_ends(
@@ -199,7 +425,7 @@ pub fn encode_partition(
     order.dedup_by(|later, earlier| later.0 == earlier.0 && later.1 == earlier.1);
     let duplicates = (before - order.len()) as u64;
 
-    let props = writer_properties(opts)?;
+    let props = file_properties(&writer_properties(opts)?, &projected, opts)?;
     let refs: Vec<&RecordBatch> = projected.iter().collect();
     let row_bytes: Vec<usize> = projected
         .iter()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, StructArray};
 use arrow_schema::{DataType, Field};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, LogicalType, TimeUnit, Type as PhysicalType};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use trailhouse_lake::{Layout, PartitionKey, WriteOptions, encode_partition, file_schema};
@@ -168,8 +168,12 @@ fn parquet_types_match_security_lake() {
     ));
     let rg = meta.row_group(0);
     for c in rg.columns() {
+        // zstd, except for chunks too small for it (see the next test).
         assert!(
-            matches!(c.compression(), Compression::ZSTD(_)),
+            matches!(
+                c.compression(),
+                Compression::ZSTD(_) | Compression::UNCOMPRESSED
+            ),
             "{:?}",
             c.column_path()
         );
@@ -249,4 +253,166 @@ fn large_partitions_split_by_rows() {
     );
     let names: std::collections::HashSet<_> = out.files.iter().map(|f| &f.path).collect();
     assert_eq!(names.len(), 3);
+}
+
+/// The column chunks of the one row group of `bytes`, by path.
+fn chunks(bytes: &[u8]) -> Vec<(String, parquet::file::metadata::ColumnChunkMetaData)> {
+    let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(bytes)).unwrap();
+    let meta = reader.metadata();
+    assert_eq!(meta.num_row_groups(), 1);
+    meta.row_group(0)
+        .columns()
+        .iter()
+        .map(|c| (c.column_path().string(), c.clone()))
+        .collect()
+}
+
+fn chunk<'a>(
+    chunks: &'a [(String, parquet::file::metadata::ColumnChunkMetaData)],
+    path: &str,
+) -> &'a parquet::file::metadata::ColumnChunkMetaData {
+    &chunks
+        .iter()
+        .find(|(p, _)| p == path)
+        .unwrap_or_else(|| panic!("no column chunk {path}"))
+        .1
+}
+
+#[test]
+fn chunks_too_small_for_zstd_are_stored_uncompressed() {
+    // 300 events in one second: the same class, service and operation throughout,
+    // no errors, distinct 36-character ids.
+    let records: Vec<String> = (0..300)
+        .map(|i| {
+            record(
+                &format!("5f0c8a3e-1b2d-4c6e-9f7a-{i:012}"),
+                "2024-01-02T00:00:07Z",
+            )
+        })
+        .collect();
+    let b = batch(&records);
+    let out = encode_partition(
+        &key(),
+        Layout::Ext,
+        std::slice::from_ref(&b),
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let chunks = chunks(&out.files[0].bytes);
+    let codec = |path: &str| chunk(&chunks, path).compression();
+    // Constant columns: the dictionary holds the one value, every index is the same.
+    for path in [
+        "class_name",
+        "api.operation",
+        "api.service.name",
+        "cloud.region",
+    ] {
+        assert_eq!(codec(path), Compression::UNCOMPRESSED, "{path}");
+    }
+    // All null: only definition levels.
+    assert_eq!(codec("api.response.error"), Compression::UNCOMPRESSED);
+    // Distinct values, and a constant column without a dictionary (every value is
+    // stored), stay compressed.
+    for path in ["metadata.uid", "time", "time_dt"] {
+        assert!(matches!(codec(path), Compression::ZSTD(_)), "{path}");
+    }
+    // What was written reads back the same (read with the Arrow schema written:
+    // the files name the zone "UTC" where the batches said "+00:00").
+    let back: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        bytes::Bytes::copy_from_slice(&out.files[0].bytes),
+        ArrowReaderOptions::new().with_schema(file_schema()),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
+    let back = arrow_select::concat::concat_batches(&back[0].schema(), &back).unwrap();
+    let want = b.project(&keep_file_columns(&b)).unwrap();
+    assert_eq!(back.num_rows(), 300);
+    for (i, field) in file_schema().fields().iter().enumerate() {
+        assert_eq!(
+            back.column(i).to_data(),
+            want.column(i).to_data(),
+            "{}",
+            field.name()
+        );
+    }
+}
+
+/// The indices of the file columns in a batch of the full OCSF schema.
+fn keep_file_columns(b: &RecordBatch) -> Vec<usize> {
+    file_schema()
+        .fields()
+        .iter()
+        .map(|f| b.schema().index_of(f.name()).unwrap())
+        .collect()
+}
+
+fn large_record(id: usize) -> String {
+    // A distinct 10 KB request each: 250 of them make one column of about 2.5 MB.
+    let blob: String = (0..1000)
+        .map(|j| format!("{:09},", id * 1000 + j))
+        .collect();
+    record(&format!("id{id:05}"), "2024-01-02T00:00:07Z").replace(
+        r#""requestParameters":{"x":1}"#,
+        &format!(r#""requestParameters":{{"blob":"{blob}"}}"#),
+    )
+}
+
+#[test]
+fn the_page_index_is_written_only_for_chunks_of_several_pages() {
+    // A small partition: every chunk is one page, whose statistics the chunk's repeat.
+    let small: Vec<String> = (0..50)
+        .map(|i| record(&format!("id{i:03}"), "2024-01-02T00:00:07Z"))
+        .collect();
+    let out = encode_partition(
+        &key(),
+        Layout::Ext,
+        &[batch(&small)],
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    for (path, c) in chunks(&out.files[0].bytes) {
+        assert!(c.column_index_offset().is_none(), "{path}");
+        assert!(c.offset_index_offset().is_none(), "{path}");
+    }
+    let time = chunk(&chunks(&out.files[0].bytes), "time").clone();
+    assert!(
+        time.statistics()
+            .is_some_and(|s| s.null_count_opt() == Some(0))
+    );
+
+    // One column of ~2.5 MB spans pages and keeps its index; the others need none,
+    // but the offset index is written for all columns of a file that has one.
+    let large: Vec<String> = (0..250).map(large_record).collect();
+    let out = encode_partition(
+        &key(),
+        Layout::Ext,
+        &[batch(&large)],
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let chunks = chunks(&out.files[0].bytes);
+    let data = chunk(&chunks, "api.request.data");
+    assert!(data.column_index_offset().is_some());
+    assert!(data.offset_index_offset().is_some());
+    assert!(chunk(&chunks, "class_name").column_index_offset().is_none());
+    let reader = SerializedFileReader::new_with_options(
+        bytes::Bytes::from(out.files[0].bytes.clone()),
+        parquet::file::serialized_reader::ReadOptionsBuilder::new()
+            .with_page_index()
+            .build(),
+    )
+    .unwrap();
+    let col = chunks
+        .iter()
+        .position(|(p, _)| p == "api.request.data")
+        .unwrap();
+    let pages = &reader.metadata().offset_index().unwrap()[0][col];
+    assert!(
+        pages.page_locations().len() > 1,
+        "{}",
+        pages.page_locations().len()
+    );
 }
