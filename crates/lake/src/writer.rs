@@ -234,7 +234,7 @@ struct Leaf {
 
 #[derive(Debug)]
 enum Shape {
-    /// Every slot is null (at this level or an enclosing struct's).
+    /// Every slot is null, at the same level (this one or an enclosing struct's).
     AllNull,
     /// Every slot holds this value (an array of one; then its size in bytes); none
     /// is null.
@@ -310,9 +310,14 @@ fn leaf(array: &dyn Array, parent: Option<&NullBuffer>, nested: bool) -> Leaf {
         DataType::Boolean => valid.div_ceil(8),
         t => valid * t.primitive_width().unwrap_or(16),
     };
+    // All null at one level, so every definition level is the same: not so if the
+    // leaf is null at some slots and an enclosing struct at others. (Two enclosing
+    // structs, each null at some of the slots, are not told apart: rare, and then
+    // the chunk is at worst a few bits per slot left uncompressed.)
+    let parent_nulls = parent.map_or(0, |p| p.null_count());
     let shape = if nested || slots == 0 {
         Shape::Varied
-    } else if valid == 0 {
+    } else if valid == 0 && (parent_nulls == 0 || parent_nulls == slots) {
         Shape::AllNull
     } else if null_count == 0 && all_same(array) {
         Shape::Same(array.slice(0, 1), values / valid)
@@ -479,7 +484,77 @@ pub fn encode_partition(
 
 #[cfg(test)]
 mod tests {
-    use super::slice_ends;
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int32Array, StringArray, StructArray};
+    use arrow_buffer::NullBuffer;
+    use arrow_schema::{DataType, Field};
+
+    use super::{Leaf, Shape, collect_leaves, slice_ends};
+
+    fn leaves(array: &ArrayRef) -> Vec<Leaf> {
+        let mut out = Vec::new();
+        collect_leaves(array.as_ref(), None, false, &mut out);
+        out
+    }
+
+    fn session(outer_nulls: Option<NullBuffer>, issuer: StringArray) -> ArrayRef {
+        Arc::new(StructArray::new(
+            vec![Field::new("issuer", DataType::Utf8, true)].into(),
+            vec![Arc::new(issuer) as ArrayRef],
+            outer_nulls,
+        ))
+    }
+
+    #[test]
+    fn leaves_tell_null_constant_and_varied_apart() {
+        // All null inside a valid struct, and inside an all-null struct: one level.
+        let valid = session(None, StringArray::from(vec![None::<&str>; 4]));
+        assert!(matches!(leaves(&valid)[0].shape, Shape::AllNull));
+        let null = session(
+            Some(NullBuffer::new_null(4)),
+            StringArray::from(vec![Some("x"); 4]),
+        );
+        assert!(matches!(leaves(&null)[0].shape, Shape::AllNull));
+        // Null in the struct at some slots and in the leaf at the others: two levels.
+        let mixed = session(
+            Some(NullBuffer::from(vec![true, false, true, false])),
+            StringArray::from(vec![None::<&str>; 4]),
+        );
+        assert!(matches!(leaves(&mixed)[0].shape, Shape::Varied));
+        // One value throughout; a constant leaf counts its value's bytes once.
+        let same = session(None, StringArray::from(vec![Some("issuer"); 4]));
+        let leaf = &leaves(&same)[0];
+        assert!(matches!(leaf.shape, Shape::Same(_, 6)));
+        assert_eq!(leaf.encoded_estimate(true), 6);
+        assert_eq!(leaf.encoded_estimate(false), 4 * 6 + 4 / 4);
+        // Partly null (here in the struct): not one run of levels, whatever the values.
+        let hidden = session(
+            Some(NullBuffer::from(vec![true, true, false, true])),
+            StringArray::from(vec![Some("a"), Some("a"), Some("b"), Some("a")]),
+        );
+        assert!(matches!(leaves(&hidden)[0].shape, Shape::Varied));
+    }
+
+    #[test]
+    fn leaves_merge_across_batches() {
+        let ints = |v: Vec<i32>| -> ArrayRef { Arc::new(Int32Array::from(v)) };
+        let (n1, n2) = (8, 12);
+        let mut a = leaves(&ints(vec![7; n1])).remove(0);
+        a.merge(leaves(&ints(vec![7; n2])).remove(0));
+        assert!(matches!(a.shape, Shape::Same(_, 4)));
+        // Four bytes per value and a quarter byte of levels per slot, in each batch.
+        assert_eq!(a.bytes, (n1 * 4 + n1 / 4) + (n2 * 4 + n2 / 4));
+        a.merge(leaves(&ints(vec![8])).remove(0));
+        assert!(matches!(a.shape, Shape::Varied));
+        let nulls = |n: usize| -> ArrayRef { Arc::new(Int32Array::from(vec![None; n])) };
+        let mut n = leaves(&nulls(2)).remove(0);
+        n.merge(leaves(&nulls(3)).remove(0));
+        assert!(matches!(n.shape, Shape::AllNull));
+        assert_eq!(n.encoded_estimate(true), 0);
+        n.merge(leaves(&ints(vec![7])).remove(0));
+        assert!(matches!(n.shape, Shape::Varied));
+    }
 
     #[test]
     fn slices_end_at_the_row_or_byte_bound() {
