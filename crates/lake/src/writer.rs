@@ -226,7 +226,8 @@ fn leaf_contents(batches: &[RecordBatch]) -> Result<Vec<Leaf>, ArrowError> {
 #[derive(Debug)]
 struct Leaf {
     /// Bytes of the values (non-null ones, for fixed-width types), plus a quarter
-    /// byte per slot for the levels: about the chunk's size without a dictionary.
+    /// byte per slot for the levels unless they are all the same: about the chunk's
+    /// size without a dictionary.
     bytes: usize,
     /// Whether all slots hold the same thing.
     shape: Shape,
@@ -315,23 +316,28 @@ fn leaf(array: &dyn Array, parent: Option<&NullBuffer>, nested: bool) -> Leaf {
     // structs, each null at some of the slots, are not told apart: rare, and then
     // the chunk is at worst a few bits per slot left uncompressed.)
     let parent_nulls = parent.map_or(0, |p| p.null_count());
+    let one_level = null_count == 0 || (valid == 0 && (parent_nulls == 0 || parent_nulls == slots));
     let shape = if nested || slots == 0 {
         Shape::Varied
-    } else if valid == 0 && (parent_nulls == 0 || parent_nulls == slots) {
+    } else if valid == 0 && one_level {
         Shape::AllNull
     } else if null_count == 0 && all_same(array) {
         Shape::Same(array.slice(0, 1), values / valid)
     } else {
         Shape::Varied
     };
+    // The levels are one run (a few bytes) where every slot has the same level, and
+    // up to a few bits per slot otherwise.
+    let levels = if !nested && one_level { 0 } else { slots / 4 };
     Leaf {
-        bytes: values + slots / 4,
+        bytes: values + levels,
         shape,
     }
 }
 
 /// Whether every slot of `array` (which has no nulls) holds the same value; false
-/// for types not compared.
+/// for types not compared, and for booleans, which Parquet never puts in a
+/// dictionary: a constant boolean column still takes a bit per value.
 fn all_same(array: &dyn Array) -> bool {
     fn same<T: PartialEq>(mut values: impl Iterator<Item = T>) -> bool {
         match values.next() {
@@ -341,10 +347,6 @@ fn all_same(array: &dyn Array) -> bool {
     }
     match array.data_type() {
         DataType::Utf8 => same(array.as_string::<i32>().iter()),
-        DataType::Boolean => {
-            let trues = array.as_boolean().true_count();
-            trues == 0 || trues == array.len()
-        }
         DataType::Int32 => same(array.as_primitive::<Int32Type>().values().iter()),
         DataType::Int64 => same(array.as_primitive::<Int64Type>().values().iter()),
         DataType::Timestamp(TimeUnit::Millisecond, _) => same(
@@ -486,7 +488,7 @@ pub fn encode_partition(
 mod tests {
     use std::sync::Arc;
 
-    use arrow_array::{ArrayRef, Int32Array, StringArray, StructArray};
+    use arrow_array::{ArrayRef, BooleanArray, Int32Array, StringArray, StructArray};
     use arrow_buffer::NullBuffer;
     use arrow_schema::{DataType, Field};
 
@@ -522,12 +524,22 @@ mod tests {
             StringArray::from(vec![None::<&str>; 4]),
         );
         assert!(matches!(leaves(&mixed)[0].shape, Shape::Varied));
+        assert_eq!(
+            leaves(&mixed)[0].bytes,
+            4 / 4,
+            "no values, levels of two kinds"
+        );
+        // Parquet keeps no dictionary for booleans: a constant one is a bit per value.
+        let flags: ArrayRef = Arc::new(BooleanArray::from(vec![true; 64]));
+        let leaf = &leaves(&flags)[0];
+        assert!(matches!(leaf.shape, Shape::Varied));
+        assert_eq!(leaf.encoded_estimate(true), 64 / 8);
         // One value throughout; a constant leaf counts its value's bytes once.
         let same = session(None, StringArray::from(vec![Some("issuer"); 4]));
         let leaf = &leaves(&same)[0];
         assert!(matches!(leaf.shape, Shape::Same(_, 6)));
         assert_eq!(leaf.encoded_estimate(true), 6);
-        assert_eq!(leaf.encoded_estimate(false), 4 * 6 + 4 / 4);
+        assert_eq!(leaf.encoded_estimate(false), 4 * 6);
         // Partly null (here in the struct): not one run of levels, whatever the values.
         let hidden = session(
             Some(NullBuffer::from(vec![true, true, false, true])),
@@ -543,8 +555,8 @@ mod tests {
         let mut a = leaves(&ints(vec![7; n1])).remove(0);
         a.merge(leaves(&ints(vec![7; n2])).remove(0));
         assert!(matches!(a.shape, Shape::Same(_, 4)));
-        // Four bytes per value and a quarter byte of levels per slot, in each batch.
-        assert_eq!(a.bytes, (n1 * 4 + n1 / 4) + (n2 * 4 + n2 / 4));
+        // Four bytes per value; no nulls, so the levels are one run in each batch.
+        assert_eq!(a.bytes, (n1 + n2) * 4);
         a.merge(leaves(&ints(vec![8])).remove(0));
         assert!(matches!(a.shape, Shape::Varied));
         let nulls = |n: usize| -> ArrayRef { Arc::new(Int32Array::from(vec![None; n])) };
