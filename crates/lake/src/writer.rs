@@ -140,8 +140,9 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, Parque
 /// - A leaf whose chunk will be tiny is not compressed. On the benchmark corpus more
 ///   than half of all column chunks are under 128 bytes before compression (all-null
 ///   columns, and columns constant in a partition, which the dictionary shrinks to
-///   one value); zstd made them larger (×1.17–1.38) and cost two compression
-///   contexts each.
+///   one value); zstd made them larger (×1.17–1.38), and each cost a zstd
+///   compressor and decompressor (parquet-rs makes both for every compressed
+///   column of a file).
 /// - A leaf whose chunk will be a single data page gets chunk statistics only, not
 ///   the page index: the index would repeat the chunk's statistics and offsets. If
 ///   every leaf is such, the file has no page index at all. Partitions are small
