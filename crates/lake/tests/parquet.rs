@@ -6,6 +6,7 @@ use arrow_array::{Array, Int64Array, RecordBatch, StringArray, StructArray};
 use arrow_schema::{DataType, Field};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, LogicalType, TimeUnit, Type as PhysicalType};
+use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use trailhouse_lake::{Layout, PartitionKey, WriteOptions, encode_partition, file_schema};
 use trailhouse_ocsf::{ObjectContext, OcsfBuilder, OcsfClass, Source};
@@ -57,13 +58,7 @@ fn rows_are_time_sorted_deduplicated_and_deterministic() {
         record("a", "2024-01-02T08:00:00Z"),
         record("d", "2024-01-02T07:00:00Z"),
     ]);
-    let out = encode_partition(
-        &key(),
-        Layout::Ext,
-        &[b1.clone(), b2.clone()],
-        &WriteOptions::default(),
-    )
-    .unwrap();
+    let out = encode(&[b1.clone(), b2.clone()]);
     assert_eq!(out.duplicates, 1);
     assert_eq!(out.files.len(), 1);
     let f = &out.files[0];
@@ -118,7 +113,7 @@ fn rows_are_time_sorted_deduplicated_and_deterministic() {
     assert_eq!(ids, ["d", "a", "b", "c"]);
 
     // Same rows in another arrival order: same file name and bytes.
-    let again = encode_partition(&key(), Layout::Ext, &[b2, b1], &WriteOptions::default()).unwrap();
+    let again = encode(&[b2, b1]);
     assert_eq!(again.files[0].path, f.path);
     assert_eq!(again.files[0].bytes, f.bytes);
 }
@@ -182,17 +177,17 @@ fn parquet_types_match_security_lake() {
         }
     }
     // Columns unique per row are plain; repeated strings keep their dictionary.
-    let chunk = |path: &str| {
-        rg.columns()
-            .iter()
-            .find(|c| c.column_path().string() == path)
-            .unwrap_or_else(|| panic!("no column chunk {path}"))
-    };
     for path in trailhouse_lake::writer::UNIQUE_COLUMNS {
-        assert!(chunk(path).dictionary_page_offset().is_none(), "{path}");
+        assert!(
+            chunk(rg.columns(), path).dictionary_page_offset().is_none(),
+            "{path}"
+        );
     }
     for path in ["api.operation", "metadata.product.name", "class_name"] {
-        assert!(chunk(path).dictionary_page_offset().is_some(), "{path}");
+        assert!(
+            chunk(rg.columns(), path).dictionary_page_offset().is_some(),
+            "{path}"
+        );
     }
     // The partition columns come from the path, not the file.
     let read_schema = read(&out.files[0].bytes)[0].schema();
@@ -255,27 +250,25 @@ fn large_partitions_split_by_rows() {
     assert_eq!(names.len(), 3);
 }
 
-/// The column chunks of the one row group of `bytes`, by path.
-fn chunks(bytes: &[u8]) -> Vec<(String, parquet::file::metadata::ColumnChunkMetaData)> {
+/// The column chunks of the one row group of `bytes`.
+fn chunks(bytes: &[u8]) -> Vec<ColumnChunkMetaData> {
     let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(bytes)).unwrap();
     let meta = reader.metadata();
     assert_eq!(meta.num_row_groups(), 1);
-    meta.row_group(0)
-        .columns()
-        .iter()
-        .map(|c| (c.column_path().string(), c.clone()))
-        .collect()
+    meta.row_group(0).columns().to_vec()
 }
 
-fn chunk<'a>(
-    chunks: &'a [(String, parquet::file::metadata::ColumnChunkMetaData)],
-    path: &str,
-) -> &'a parquet::file::metadata::ColumnChunkMetaData {
-    &chunks
+/// The chunk of the column at `path` ("a.b.c").
+fn chunk<'a>(chunks: &'a [ColumnChunkMetaData], path: &str) -> &'a ColumnChunkMetaData {
+    chunks
         .iter()
-        .find(|(p, _)| p == path)
+        .find(|c| c.column_path().string() == path)
         .unwrap_or_else(|| panic!("no column chunk {path}"))
-        .1
+}
+
+/// One partition's batches encoded with the default settings.
+fn encode(batches: &[RecordBatch]) -> trailhouse_lake::EncodedPartition {
+    encode_partition(&key(), Layout::Ext, batches, &WriteOptions::default()).unwrap()
 }
 
 #[test]
@@ -291,13 +284,7 @@ fn chunks_too_small_for_zstd_are_stored_uncompressed() {
         })
         .collect();
     let b = batch(&records);
-    let out = encode_partition(
-        &key(),
-        Layout::Ext,
-        std::slice::from_ref(&b),
-        &WriteOptions::default(),
-    )
-    .unwrap();
+    let out = encode(std::slice::from_ref(&b));
     let chunks = chunks(&out.files[0].bytes);
     let codec = |path: &str| chunk(&chunks, path).compression();
     // Constant columns: the dictionary holds the one value, every index is the same.
@@ -366,18 +353,13 @@ fn the_page_index_is_written_only_for_chunks_of_several_pages() {
     let small: Vec<String> = (0..50)
         .map(|i| record(&format!("id{i:03}"), "2024-01-02T00:00:07Z"))
         .collect();
-    let out = encode_partition(
-        &key(),
-        Layout::Ext,
-        &[batch(&small)],
-        &WriteOptions::default(),
-    )
-    .unwrap();
-    for (path, c) in chunks(&out.files[0].bytes) {
-        assert!(c.column_index_offset().is_none(), "{path}");
-        assert!(c.offset_index_offset().is_none(), "{path}");
+    let out = encode(&[batch(&small)]);
+    let small_chunks = chunks(&out.files[0].bytes);
+    for c in &small_chunks {
+        assert!(c.column_index_offset().is_none(), "{}", c.column_path());
+        assert!(c.offset_index_offset().is_none(), "{}", c.column_path());
     }
-    let time = chunk(&chunks(&out.files[0].bytes), "time").clone();
+    let time = chunk(&small_chunks, "time");
     assert!(
         time.statistics()
             .is_some_and(|s| s.null_count_opt() == Some(0))
@@ -386,13 +368,7 @@ fn the_page_index_is_written_only_for_chunks_of_several_pages() {
     // One column of ~2.5 MB spans pages and keeps its index; the others need none,
     // but the offset index is written for all columns of a file that has one.
     let large: Vec<String> = (0..250).map(large_record).collect();
-    let out = encode_partition(
-        &key(),
-        Layout::Ext,
-        &[batch(&large)],
-        &WriteOptions::default(),
-    )
-    .unwrap();
+    let out = encode(&[batch(&large)]);
     let chunks = chunks(&out.files[0].bytes);
     let data = chunk(&chunks, "api.request.data");
     assert!(data.column_index_offset().is_some());
@@ -407,7 +383,7 @@ fn the_page_index_is_written_only_for_chunks_of_several_pages() {
     .unwrap();
     let col = chunks
         .iter()
-        .position(|(p, _)| p == "api.request.data")
+        .position(|c| c.column_path().string() == "api.request.data")
         .unwrap();
     let pages = &reader.metadata().offset_index().unwrap()[0][col];
     assert!(
