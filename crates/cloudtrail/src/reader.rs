@@ -5,6 +5,8 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use flate2::bufread::MultiGzDecoder;
 
+use crate::record::{ParseError, Record};
+
 /// Why a log file could not be read to its end.
 ///
 /// Every variant says how far the reader got, so a user can find the spot: `record`
@@ -154,9 +156,69 @@ impl<R: Read> LogReader<R> {
 
     /// Returns the next record's raw JSON bytes, or `None` at the end of the file.
     pub fn next_record(&mut self) -> Result<Option<&[u8]>, ReadError> {
+        if !self.seek_record()? {
+            return Ok(None);
+        }
+        let (start, end) = self.scan_value()?;
+        self.end_record(end);
+        Ok(Some(&self.buf[start..end]))
+    }
+
+    /// Reads the next record and hands `f` its raw JSON bytes with the bytes parsed as
+    /// a [`Record`] (or why they are not one); `None` at the end of the file.
+    ///
+    /// Same records, bytes and errors as [`next_record`](Self::next_record) followed
+    /// by [`Record::parse`], in one pass over the bytes instead of two: the record is
+    /// parsed where it lies in the buffer, and the parser's end is the record's end.
+    /// Only when that fails (a record not valid JSON, or not wholly read in after one
+    /// more refill) does the reader find the record's extent as `next_record` does and
+    /// parse the extent, so errors read the same.
+    pub fn next_record_with<T>(
+        &mut self,
+        f: impl FnOnce(&[u8], Result<Record<'_>, ParseError>) -> T,
+    ) -> Result<Option<T>, ReadError> {
+        if !self.seek_record()? {
+            return Ok(None);
+        }
+        // A record cut off by the end of the buffer is tried once more after one
+        // refill (which reads up to `READ_CHUNK` more): records of a few hundred KB are
+        // parsed in place too, and no record is parsed in place more than twice.
+        for attempt in 0..2 {
+            if attempt > 0 && !self.fill()? {
+                break;
+            }
+            let start = self.pos;
+            let mut stream = serde_json::Deserializer::from_slice(&self.buf[start..self.len])
+                .into_iter::<Record>();
+            match stream.next() {
+                Some(Ok(rec)) => {
+                    let end = start + stream.byte_offset();
+                    let out = f(&self.buf[start..end], Ok(rec));
+                    self.end_record(end);
+                    return Ok(Some(out));
+                }
+                Some(Err(e)) if e.is_eof() => continue,
+                _ => break,
+            }
+        }
+        let (start, end) = self.scan_value()?;
+        self.end_record(end);
+        let bytes = &self.buf[start..end];
+        Ok(Some(f(bytes, Record::parse(bytes))))
+    }
+
+    fn end_record(&mut self, end: usize) {
+        self.pos = end;
+        self.index += 1;
+        self.state = State::InRecords { first: false };
+    }
+
+    /// Reads through the document's structure up to the first byte of the next
+    /// record. False at the end of the document.
+    fn seek_record(&mut self) -> Result<bool, ReadError> {
         loop {
             match self.state {
-                State::Done => return Ok(None),
+                State::Done => return Ok(false),
                 State::Start => {
                     self.skip_ws_and_bom()?;
                     match self.peek_byte()? {
@@ -188,7 +250,7 @@ impl<R: Read> LogReader<R> {
                                     reason: "no \"Records\" array".into(),
                                 });
                             }
-                            return Ok(None);
+                            return Ok(false);
                         }
                         Some(b',') if !first => {
                             self.pos += 1;
@@ -244,11 +306,7 @@ impl<R: Read> LogReader<R> {
                         Some(_) => return Err(self.syntax("',' or ']' between records")),
                         None => return Err(self.truncated()),
                     }
-                    let (start, end) = self.scan_value()?;
-                    self.pos = end;
-                    self.index += 1;
-                    self.state = State::InRecords { first: false };
-                    return Ok(Some(&self.buf[start..end]));
+                    return Ok(true);
                 }
             }
         }
@@ -600,6 +658,102 @@ mod tests {
             matches!(err, ReadError::RecordTooLarge { record: 0, .. }),
             "{err:?}"
         );
+    }
+
+    /// Hands out at most `step` bytes per read, so records straddle every refill.
+    struct Trickle {
+        data: Vec<u8>,
+        off: usize,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = out.len().min(self.step).min(self.data.len() - self.off);
+            out[..n].copy_from_slice(&self.data[self.off..self.off + n]);
+            self.off += n;
+            Ok(n)
+        }
+    }
+
+    /// Each record's bytes and parse (or the reader's error), as `Debug` text.
+    fn outcomes(doc: &[u8], step: usize, limit: usize, fused: bool) -> Vec<String> {
+        let src = Trickle {
+            data: doc.to_vec(),
+            off: 0,
+            step,
+        };
+        let mut r = LogReader::new(src).with_max_record_bytes(limit);
+        let mut out = Vec::new();
+        loop {
+            let next = if fused {
+                r.next_record_with(|bytes, rec| format!("{bytes:?} {rec:?}"))
+            } else {
+                r.next_record()
+                    .map(|o| o.map(|bytes| format!("{bytes:?} {:?}", Record::parse(bytes))))
+            };
+            match next {
+                Ok(Some(item)) => out.push(item),
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(format!("error: {e}"));
+                    break;
+                }
+            }
+        }
+        out.push(format!(
+            "{} records, {} bytes",
+            r.records_read(),
+            r.bytes_read()
+        ));
+        out
+    }
+
+    #[test]
+    fn parsing_in_place_reads_what_splitting_then_parsing_reads() {
+        let big = format!(r#"{{"big":"{}"}}"#, "y".repeat(READ_CHUNK + 5));
+        let docs = [
+            r#"{"Records":[{"a":"x}{\"]","a":2},{"b":[1,{"c":2}]} , 7, "s", [1], null]}"#
+                .to_string(),
+            r#" {"Records" : [ {"eventID":"\u00e9\ud800","e":{}} ,{"x":tru},{"y":1}]}"#.to_string(),
+            r#"{"Records":[{"a":1},{"b":"#.to_string(),
+            r#"{"Records":[{"a":1} {"b":2}]}"#.to_string(),
+            r#"{"Records":[{"a":1}]} trailing"#.to_string(),
+            format!(r#"{{"Records":[{big},{{"n":1}},{big}]}}"#),
+            format!(r#"{{"Records":[{}1{}]}}"#, "[".repeat(200), "]".repeat(200)),
+            format!(
+                r#"{{"Records":[{{"d":{}1{}}}]}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            ),
+        ];
+        for doc in &docs {
+            for step in [1, 3, 64, 4096, usize::MAX] {
+                for limit in [DEFAULT_MAX_RECORD_BYTES, 1024] {
+                    let expect = outcomes(doc.as_bytes(), step, limit, false);
+                    let got = outcomes(doc.as_bytes(), step, limit, true);
+                    assert_eq!(got, expect, "doc {:.60}…, {step} bytes per read", doc);
+                }
+            }
+        }
+        // The documents do reach every path: parsed, refused, and the reader's errors.
+        let all: Vec<String> = docs
+            .iter()
+            .flat_map(|d| outcomes(d.as_bytes(), usize::MAX, 1024, true))
+            .collect();
+        for needle in [
+            " Ok(Record",
+            "Err(ParseError(\"record is not a JSON object\"))",
+            "Err(ParseError(\"invalid JSON: expected ident",
+            "error: truncated",
+            "error: invalid JSON at offset",
+            "error: record 0 is larger than the limit",
+        ] {
+            assert!(
+                all.iter().any(|o| o.contains(needle)),
+                "no outcome has {needle}"
+            );
+        }
     }
 
     #[test]

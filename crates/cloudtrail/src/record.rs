@@ -215,12 +215,23 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
     }
 }
 
-/// A whole record's members; CloudTrail records have 15 to 25 top-level fields.
-struct RecordMembers<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RecordMembers<'a> {
+/// A record is any JSON object; CloudTrail records have 15 to 25 top-level fields.
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Record<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(RecordMembers(members(d, 32)?))
+        let members = members(d, 32)?;
+        if members.len() >= NONE as usize {
+            return Err(serde::de::Error::custom(format_args!(
+                "record has {} fields",
+                members.len()
+            )));
+        }
+        let mut slots = [NONE; FIELD_COUNT];
+        for (i, (k, _)) in members.iter().enumerate() {
+            if let Some(f) = Field::from_name(k) {
+                slots[f as usize] = i as u16;
+            }
+        }
+        Ok(Record { members, slots })
     }
 }
 
@@ -243,18 +254,7 @@ impl<'a> Record<'a> {
         if first != Some(&b'{') {
             return Err(ParseError("record is not a JSON object".into()));
         }
-        let RecordMembers(members) =
-            serde_json::from_slice(bytes).map_err(|e| ParseError(format!("invalid JSON: {e}")))?;
-        let mut slots = [NONE; FIELD_COUNT];
-        for (i, (k, _)) in members.iter().enumerate() {
-            if let Some(f) = Field::from_name(k) {
-                slots[f as usize] = i as u16;
-            }
-        }
-        if members.len() >= NONE as usize {
-            return Err(ParseError(format!("record has {} fields", members.len())));
-        }
-        Ok(Record { members, slots })
+        serde_json::from_slice(bytes).map_err(|e| ParseError(format!("invalid JSON: {e}")))
     }
 
     /// The raw value of a slotted field, if present (JSON `null` included).

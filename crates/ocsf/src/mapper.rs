@@ -18,7 +18,7 @@ use arrow_schema::{ArrowError, DataType, Fields};
 use serde_json::value::RawValue;
 use trailhouse_cloudtrail::record::{RawObject, as_bool, is_empty_value};
 use trailhouse_cloudtrail::time::parse_rfc3339_ms;
-use trailhouse_cloudtrail::{Field, Record, is_valid_account, is_valid_region};
+use trailhouse_cloudtrail::{Field, ParseError, Record, is_valid_account, is_valid_region};
 
 use crate::classify::{EventFacts, OcsfClass, Source, activity, classify, source};
 use crate::schema::{OCSF_VERSION, schema, struct_fields};
@@ -351,7 +351,19 @@ impl OcsfBuilder {
         bytes: &'a [u8],
         ctx: &'a ObjectContext,
     ) -> Result<RowInfo<'a>, MapError> {
-        let rec = Record::parse(bytes).map_err(|e| MapError::NotARecord(e.to_string()))?;
+        self.append_parsed(Record::parse(bytes), ctx)
+    }
+
+    /// Maps one record as [`LogReader::next_record_with`] hands it out: parsed, or why
+    /// its bytes are no record. On error nothing is appended.
+    ///
+    /// [`LogReader::next_record_with`]: trailhouse_cloudtrail::LogReader::next_record_with
+    pub fn append_parsed<'a>(
+        &mut self,
+        rec: Result<Record<'a>, ParseError>,
+        ctx: &'a ObjectContext,
+    ) -> Result<RowInfo<'a>, MapError> {
+        let rec = rec.map_err(|e| MapError::NotARecord(e.to_string()))?;
         self.append(&rec, ctx)
     }
 

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use trailhouse_cloudtrail::LogReader;
+use trailhouse_cloudtrail::{LogReader, Record};
 use trailhouse_corpus::{CorpusSpec, records};
 use trailhouse_lake::{Layout, PartitionKey, WriteOptions, encode_partition};
 use trailhouse_ocsf::{ObjectContext, OcsfBuilder, OcsfClass, Source};
@@ -58,6 +58,35 @@ fn bench(c: &mut Criterion) {
             let mut n = 0usize;
             while let Some(rec) = reader.next_record().expect("valid object") {
                 n += rec.len();
+            }
+            n
+        })
+    });
+
+    // The same records and parses in two passes: the reader's extent, then the parse.
+    g.bench_function("gunzip_read_then_parse_records", |b| {
+        b.iter(|| {
+            let (mut reader, _) =
+                LogReader::open(std::io::Cursor::new(object.clone())).expect("gzip header");
+            let mut n = 0usize;
+            while let Some(rec) = reader.next_record().expect("valid object") {
+                n += Record::parse(rec).map_or(0, |r| r.members().count());
+            }
+            n
+        })
+    });
+
+    // What `process_object` reads with: each record parsed where it lies, in one pass.
+    g.bench_function("gunzip_read_and_parse_records", |b| {
+        b.iter(|| {
+            let (mut reader, _) =
+                LogReader::open(std::io::Cursor::new(object.clone())).expect("gzip header");
+            let mut n = 0usize;
+            while let Some(fields) = reader
+                .next_record_with(|_, rec| rec.map_or(0, |r| r.members().count()))
+                .expect("valid object")
+            {
+                n += fields;
             }
             n
         })

@@ -9,7 +9,7 @@ use arrow_select::take::take_record_batch;
 use trailhouse_cloudtrail::time::utc_day;
 use trailhouse_cloudtrail::{KeyKind, LogReader, classify_key};
 use trailhouse_lake::PartitionKey;
-use trailhouse_ocsf::{ObjectContext, OcsfBuilder};
+use trailhouse_ocsf::{ObjectContext, OcsfBuilder, RowInfo};
 
 /// Why an object was not read as a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,69 +138,52 @@ impl ObjectProcessor {
         self.chunk_json = 0;
         loop {
             let index = reader.records_read();
-            let rec = match reader.next_record() {
-                Ok(Some(rec)) => rec,
+            let (builder, keys) = (&mut self.builder, &mut self.keys);
+            let read =
+                reader.next_record_with(|bytes, rec| match builder.append_parsed(rec, &ctx) {
+                    Ok(info) => Ok((
+                        partition_slot(keys, &info).map_err(|e| format!("record {index}: {e}")),
+                        bytes.len(),
+                    )),
+                    Err(e) => Err(ObjectEvent::BadRecord {
+                        index,
+                        reason: e.to_string(),
+                        bytes: bytes.to_vec(),
+                    }),
+                });
+            // A row's partition, or why the object cannot go on.
+            let row = match read {
+                Ok(Some(Ok((slot, json)))) => slot.map(|slot| (slot, json)),
+                Ok(Some(Err(bad))) => {
+                    sink(bad);
+                    continue;
+                }
                 Ok(None) => break,
-                Err(e) => {
+                Err(e) => Err(e.to_string()),
+            };
+            let (slot, json) = match row {
+                Ok(row) => row,
+                Err(reason) => {
                     let flushed = self.flush_chunk(sink);
                     return ObjectOutcome::Failed {
-                        reason: flushed.err().unwrap_or_else(|| e.to_string()),
+                        reason: flushed.err().unwrap_or(reason),
                         records: reader.records_read(),
                         bytes: reader.bytes_read(),
                     };
                 }
             };
-            match self.builder.append_bytes(rec, &ctx) {
-                Ok(info) => {
-                    let day = utc_day(info.time_ms);
-                    let slot = match self.keys.iter().position(|k| {
-                        k.matches(info.source, info.class, &info.region, &info.account, day)
-                    }) {
-                        Some(i) => i,
-                        None => match PartitionKey::new(
-                            info.source,
-                            info.class,
-                            &info.region,
-                            &info.account,
-                            day,
-                        ) {
-                            Ok(k) => {
-                                self.keys.push(k);
-                                self.keys.len() - 1
-                            }
-                            // The mapper validates the same values; this cannot be
-                            // reached, but if it were the row must not be lost.
-                            Err(e) => {
-                                let flushed = self.flush_chunk(sink);
-                                return ObjectOutcome::Failed {
-                                    reason: flushed
-                                        .err()
-                                        .unwrap_or_else(|| format!("record {index}: {e}")),
-                                    records: reader.records_read(),
-                                    bytes: reader.bytes_read(),
-                                };
-                            }
-                        },
-                    };
-                    self.row_parts.push(slot as u16);
-                    self.chunk_json += rec.len();
-                    if (self.builder.len() >= self.chunk_rows
-                        || self.chunk_json >= self.chunk_bytes
-                        || self.keys.len() >= u16::MAX as usize)
-                        && let Err(reason) = self.flush_chunk(sink)
-                    {
-                        return ObjectOutcome::Failed {
-                            reason,
-                            records: reader.records_read(),
-                            bytes: reader.bytes_read(),
-                        };
-                    }
-                }
-                Err(e) => sink(ObjectEvent::BadRecord {
-                    index,
-                    reason: e.to_string(),
-                    bytes: rec.to_vec(),
-                }),
+            self.chunk_json += json;
+            self.row_parts.push(slot as u16);
+            if (self.builder.len() >= self.chunk_rows
+                || self.chunk_json >= self.chunk_bytes
+                || self.keys.len() >= u16::MAX as usize)
+                && let Err(reason) = self.flush_chunk(sink)
+            {
+                return ObjectOutcome::Failed {
+                    reason,
+                    records: reader.records_read(),
+                    bytes: reader.bytes_read(),
+                };
             }
         }
         if let Err(reason) = self.flush_chunk(sink) {
@@ -248,6 +231,23 @@ impl ObjectProcessor {
         sink(ObjectEvent::Rows(out));
         Ok(())
     }
+}
+
+/// The index in `keys` of the partition of a mapped row, adding the partition if it
+/// is new. An error means a key value the mapper should have refused: the object
+/// fails, so that the row is quarantined with it rather than lost.
+fn partition_slot(keys: &mut Vec<PartitionKey>, info: &RowInfo) -> Result<usize, String> {
+    let day = utc_day(info.time_ms);
+    if let Some(i) = keys
+        .iter()
+        .position(|k| k.matches(info.source, info.class, &info.region, &info.account, day))
+    {
+        return Ok(i);
+    }
+    let key = PartitionKey::new(info.source, info.class, &info.region, &info.account, day)
+        .map_err(|e| e.to_string())?;
+    keys.push(key);
+    Ok(keys.len() - 1)
 }
 
 #[cfg(test)]
