@@ -254,7 +254,11 @@ impl<'a> Record<'a> {
         if first != Some(&b'{') {
             return Err(ParseError("record is not a JSON object".into()));
         }
-        serde_json::from_slice(bytes).map_err(|e| ParseError(format!("invalid JSON: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            // The JSON is fine; the record has more members than a slot index holds.
+            serde_json::error::Category::Data => ParseError(e.to_string()),
+            _ => ParseError(format!("invalid JSON: {e}")),
+        })
     }
 
     /// The raw value of a slotted field, if present (JSON `null` included).
@@ -349,6 +353,27 @@ pub fn is_empty_value(raw: &RawValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_many_members_is_its_own_refusal() {
+        let many = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        assert_eq!(
+            Record::parse(many(65_534).as_bytes())
+                .unwrap()
+                .members()
+                .count(),
+            65_534
+        );
+        let err = Record::parse(many(65_535).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("record has 65535 fields"), "{err}");
+        let err = Record::parse(b"{\"a\":1,}").unwrap_err().to_string();
+        assert!(err.starts_with("invalid JSON: "), "{err}");
+    }
 
     #[test]
     fn slots_and_members_keep_input_order() {
