@@ -791,21 +791,31 @@ mod tests {
             }
         }
         let n = 300_000;
-        let mut r = LogReader::new(Gen {
-            n,
-            i: 0,
-            cur: Vec::new(),
-            off: 0,
-        });
-        let mut count = 0;
-        while r.next_record().unwrap().is_some() {
-            count += 1;
+        for in_place in [false, true] {
+            let mut r = LogReader::new(Gen {
+                n,
+                i: 0,
+                cur: Vec::new(),
+                off: 0,
+            });
+            let mut one = || {
+                if in_place {
+                    r.next_record_with(|_, rec| rec.is_ok()).unwrap()
+                } else {
+                    r.next_record().unwrap().map(|_| true)
+                }
+            };
+            let mut count = 0;
+            while let Some(parsed) = one() {
+                assert!(parsed);
+                count += 1;
+            }
+            assert_eq!(count, n);
+            assert!(
+                r.buf.len() <= 2 * READ_CHUNK,
+                "buffer grew to {}",
+                r.buf.len()
+            );
         }
-        assert_eq!(count, n);
-        assert!(
-            r.buf.len() <= 2 * READ_CHUNK,
-            "buffer grew to {}",
-            r.buf.len()
-        );
     }
 }
