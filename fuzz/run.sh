@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 target="$1"; secs="${2:-600}"; shift $(( $# >= 2 ? 2 : 1 ))
 case "$target" in
-  log_file) max_len=1048576 ;;
+  log_file|reader) max_len=1048576 ;;
   record|json_record) max_len=65536 ;;
   strings) max_len=4096 ;;
   notification) max_len=65536 ;;
@@ -16,7 +16,9 @@ esac
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-fuzz}"
 mkdir -p "corpus/$target" "artifacts/$target"
-cp -n "seeds/$target"/* "corpus/$target/" 2>/dev/null || true
+# `reader` reads the same objects as `log_file` (its byte 0 means other things).
+seeds="seeds/$target"; [ "$target" = reader ] && seeds=seeds/log_file
+cp -n "$seeds"/* "corpus/$target/" 2>/dev/null || true
 exec nice -n 19 cargo fuzz run "$target" "corpus/$target" -- \
   -max_total_time="$secs" -rss_limit_mb=2048 -max_len="$max_len" -timeout=60 \
   -dict=dict/cloudtrail.dict -print_final_stats=1 "$@"
