@@ -24,7 +24,7 @@ pub struct FloorSummary {
     pub objects_failed: u64,
     /// Records read.
     pub records_read: u64,
-    /// Records that were not a JSON object.
+    /// Records that were not a valid JSON object.
     pub records_invalid: u64,
     /// Bytes of the input objects as stored.
     pub bytes_in: u64,
