@@ -13,7 +13,9 @@ use arrow_array::{
     Array, ArrayRef, Int32Array, Int64Array, ListArray, MapArray, RecordBatch, StringArray,
     StructArray, TimestampMillisecondArray,
 };
-use arrow_buffer::{NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{
+    ArrowNativeType, Buffer, NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer,
+};
 use arrow_schema::{ArrowError, DataType, Fields};
 use serde_json::value::RawValue;
 use trailhouse_cloudtrail::record::{RawObject, as_bool, is_empty_value};
@@ -48,6 +50,9 @@ pub enum MapError {
     /// A field could not be flattened into `unmapped`.
     #[error("field {0} could not be flattened: {1}")]
     Unflattenable(String, String),
+    /// The caller found no partition for the row (see [`OcsfBuilder::append_to`]).
+    #[error("no partition for the row: {0}")]
+    NoPartition(String),
 }
 
 /// What the object a record came from says about it (from its S3 key).
@@ -96,10 +101,23 @@ const IDENTITY_MAPPED: &[&str] = &[
 ];
 
 /// Arrow builders for the OCSF columns; one row per mapped record.
+///
+/// Rows go to lanes: each lane is a full set of column builders and finishes into
+/// its own batch. [`append`](Self::append) fills lane 0;
+/// [`append_to`](Self::append_to) lets the caller pick the lane from where the row
+/// belongs, so that rows of different partitions are built apart and never copied
+/// to be split.
 pub struct OcsfBuilder {
+    /// Rows in all lanes.
     rows: usize,
     unmapped: Unmapped,
     skip: Vec<&'static str>,
+    lanes: Vec<Lane>,
+}
+
+/// The column builders of one lane.
+struct Lane {
+    rows: usize,
     // metadata
     md_product_version: StringBuilder,
     md_feature_name: StringBuilder,
@@ -227,6 +245,30 @@ pub fn compact_json(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A string builder's values, in buffers no larger than they need. Builders grow by
+/// doubling; a lane's finished batch waits in its partition's buffer until the
+/// partition is written, where the slack would be held, and counted against the
+/// memory bound, all that time. Shrinking in place costs a `realloc` per buffer
+/// (and a check of the offsets and UTF-8 that the safe constructor makes).
+fn fitted(b: &mut StringBuilder) -> Result<StringArray, ArrowError> {
+    fn fit<T: ArrowNativeType>(buffer: Buffer) -> Buffer {
+        match buffer.into_vec::<T>() {
+            Ok(mut v) => {
+                v.shrink_to_fit();
+                Buffer::from_vec(v)
+            }
+            Err(shared) => shared,
+        }
+    }
+    let (offsets, values, nulls) = b.finish().into_parts();
+    let offsets = fit::<i32>(offsets.into_inner().into_inner());
+    StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        fit::<u8>(values),
+        nulls,
+    )
+}
+
 /// The index just past the closing quote of the string whose contents start at `i`.
 fn string_end(b: &[u8], mut i: usize) -> usize {
     loop {
@@ -262,76 +304,11 @@ struct Identity<'a> {
 impl OcsfBuilder {
     /// Empty builders.
     pub fn new() -> Self {
-        let sb = StringBuilder::new;
         OcsfBuilder {
             rows: 0,
             unmapped: Unmapped::default(),
             skip: Vec::with_capacity(16),
-            md_product_version: sb(),
-            md_feature_name: sb(),
-            md_event_code: sb(),
-            md_uid: sb(),
-            time: Vec::new(),
-            cloud_region: sb(),
-            api_resp_error: sb(),
-            api_resp_message: sb(),
-            api_resp_data: sb(),
-            api_resp_valid: NullBufferBuilder::new(0),
-            api_operation: sb(),
-            api_version: sb(),
-            api_service_name: sb(),
-            api_req_data: sb(),
-            api_req_uid: sb(),
-            dst_svc_name: sb(),
-            actor_user_type: sb(),
-            actor_user_name: sb(),
-            actor_user_uid_alt: sb(),
-            actor_user_uid: sb(),
-            actor_user_account_uid: sb(),
-            actor_user_credential_uid: sb(),
-            actor_user_valid: NullBufferBuilder::new(0),
-            actor_session_created: TimestampMillisecondBuilder::new()
-                .with_timezone(crate::schema::UTC),
-            actor_session_is_mfa: BooleanBuilder::new(),
-            actor_session_issuer: sb(),
-            actor_session_valid: NullBufferBuilder::new(0),
-            actor_invoked_by: sb(),
-            actor_idp_name: sb(),
-            actor_valid: NullBufferBuilder::new(0),
-            http_user_agent: sb(),
-            src_uid: sb(),
-            src_ip: sb(),
-            src_domain: sb(),
-            src_svc_name: sb(),
-            src_valid: NullBufferBuilder::new(0),
-            session_uid: sb(),
-            session_uid_alt: sb(),
-            session_credential_uid: sb(),
-            session_issuer: sb(),
-            session_valid: NullBufferBuilder::new(0),
-            policy_uid: sb(),
-            res_offsets: vec![0],
-            res_uid: sb(),
-            res_owner_account: sb(),
-            res_type: sb(),
-            class: Vec::new(),
-            activity_id: Vec::new(),
-            user_uid_alt: sb(),
-            user_uid: sb(),
-            user_name: sb(),
-            user_valid: NullBufferBuilder::new(0),
-            status: sb(),
-            is_mfa: BooleanBuilder::new(),
-            um_offsets: vec![0],
-            um_keys: sb(),
-            um_values: sb(),
-            accountid: sb(),
-            region: sb(),
-            obs_offsets: vec![0],
-            obs_name: sb(),
-            obs_value: sb(),
-            obs_type: sb(),
-            obs_type_id: Int32Builder::new(),
+            lanes: vec![Lane::new()],
         }
     }
 
@@ -351,28 +328,44 @@ impl OcsfBuilder {
         bytes: &'a [u8],
         ctx: &'a ObjectContext,
     ) -> Result<RowInfo<'a>, MapError> {
-        self.append_parsed(Record::parse(bytes), ctx)
+        self.append_parsed(Record::parse(bytes), ctx, |_| Ok(0))
     }
 
-    /// Maps one record as [`LogReader::next_record_with`] hands it out: parsed, or why
-    /// its bytes are no record. On error nothing is appended.
+    /// Maps one record as [`LogReader::next_record_with`] hands it out (parsed, or why
+    /// its bytes are no record) into the lane that `route` picks, as
+    /// [`append_to`](Self::append_to) does. On error nothing is appended.
     ///
     /// [`LogReader::next_record_with`]: trailhouse_cloudtrail::LogReader::next_record_with
     pub fn append_parsed<'a>(
         &mut self,
         rec: Result<Record<'a>, ParseError>,
         ctx: &'a ObjectContext,
+        route: impl FnOnce(&RowInfo<'a>) -> Result<usize, String>,
     ) -> Result<RowInfo<'a>, MapError> {
         let rec = rec.map_err(|e| MapError::NotARecord(e.to_string()))?;
-        self.append(&rec, ctx)
+        self.append_to(&rec, ctx, route)
     }
 
-    /// Maps one record. Everything that can fail is checked before the first column
-    /// is touched, so on error nothing is appended.
+    /// Maps one record into lane 0. Everything that can fail is checked before the
+    /// first column is touched, so on error nothing is appended.
     pub fn append<'a>(
         &mut self,
         rec: &Record<'a>,
         ctx: &'a ObjectContext,
+    ) -> Result<RowInfo<'a>, MapError> {
+        self.append_to(rec, ctx, |_| Ok(0))
+    }
+
+    /// Maps one record into the lane that `route` picks from where the row belongs
+    /// (lanes are numbered from 0; a lane is made when first named). `route` is
+    /// called once the record is known to map, just before the first column is
+    /// touched; its error refuses the record ([`MapError::NoPartition`]). On error
+    /// nothing is appended.
+    pub fn append_to<'a>(
+        &mut self,
+        rec: &Record<'a>,
+        ctx: &'a ObjectContext,
+        route: impl FnOnce(&RowInfo<'a>) -> Result<usize, String>,
     ) -> Result<RowInfo<'a>, MapError> {
         // --- validate what the row cannot do without ---------------------------------
         let event_time = rec
@@ -597,56 +590,67 @@ impl OcsfBuilder {
             }
         }
 
+        let info = RowInfo {
+            class,
+            source: src,
+            time_ms,
+            region,
+            account,
+        };
+        let lane = route(&info).map_err(MapError::NoPartition)?;
+        if self.lanes.len() <= lane {
+            self.lanes.resize_with(lane + 1, Lane::new);
+        }
+        let c = &mut self.lanes[lane];
+
         // --- append: nothing below fails ---------------------------------------------------
+        c.rows += 1;
         self.rows += 1;
-        self.time.push(time_ms);
-        self.class.push(class);
-        self.activity_id.push(activity_id);
+        c.time.push(time_ms);
+        c.class.push(class);
+        c.activity_id.push(activity_id);
 
         // metadata
         put(
-            &mut self.md_product_version,
+            &mut c.md_product_version,
             rec.text(Field::EventVersion).as_deref(),
         );
         // Security Lake writes this literal when eventCategory is absent (API Activity sample).
         put(
-            &mut self.md_feature_name,
+            &mut c.md_feature_name,
             Some(
                 event_category
                     .as_deref()
                     .unwrap_or("Management, Data, and Insights"),
             ),
         );
-        put(&mut self.md_event_code, event_type.as_deref());
-        put(&mut self.md_uid, Some(&event_id));
-        put(&mut self.cloud_region, Some(&region));
+        put(&mut c.md_event_code, event_type.as_deref());
+        put(&mut c.md_uid, Some(&event_id));
+        put(&mut c.cloud_region, Some(&info.region));
 
         // api
         let error_code = rec.text(Field::ErrorCode);
-        let r1 = put(&mut self.api_resp_error, error_code.as_deref());
+        let r1 = put(&mut c.api_resp_error, error_code.as_deref());
         let r2 = put(
-            &mut self.api_resp_message,
+            &mut c.api_resp_message,
             rec.text(Field::ErrorMessage).as_deref(),
         );
         let r3 = put(
-            &mut self.api_resp_data,
+            &mut c.api_resp_data,
             response.map(|r| compact_json(r.get())).as_deref(),
         );
-        self.api_resp_valid.append(r1 || r2 || r3);
-        put(&mut self.api_operation, Some(&event_name));
+        c.api_resp_valid.append(r1 || r2 || r3);
+        put(&mut c.api_operation, Some(&event_name));
+        put(&mut c.api_version, rec.text(Field::ApiVersion).as_deref());
+        put(&mut c.api_service_name, Some(&event_source));
         put(
-            &mut self.api_version,
-            rec.text(Field::ApiVersion).as_deref(),
-        );
-        put(&mut self.api_service_name, Some(&event_source));
-        put(
-            &mut self.api_req_data,
+            &mut c.api_req_data,
             request.map(|r| compact_json(r.get())).as_deref(),
         );
         // Security Lake writes the literal '' (two apostrophes) when there is no
         // requestID (ConsoleLogin), and api.request.uid is required by the schema.
         put(
-            &mut self.api_req_uid,
+            &mut c.api_req_uid,
             Some(rec.text(Field::RequestId).as_deref().unwrap_or("''")),
         );
 
@@ -657,7 +661,7 @@ impl OcsfBuilder {
         } else {
             None
         };
-        put(&mut self.dst_svc_name, dst);
+        put(&mut c.dst_svc_name, dst);
 
         // actor
         let has_identity_user =
@@ -682,30 +686,26 @@ impl OcsfBuilder {
         } else {
             None
         });
-        let mut any_user = put(&mut self.actor_user_type, user_type);
+        let mut any_user = put(&mut c.actor_user_type, user_type);
         any_user |= put(
-            &mut self.actor_user_name,
+            &mut c.actor_user_name,
             actor_name.as_deref().or(fallback_name.as_deref()),
         );
-        any_user |= put(&mut self.actor_user_uid_alt, uid_alt.as_deref());
-        any_user |= put(&mut self.actor_user_uid, ident.arn.as_deref());
-        any_user |= put(
-            &mut self.actor_user_account_uid,
-            ident.account_id.as_deref(),
-        );
-        any_user |= put(&mut self.actor_user_credential_uid, credential.as_deref());
-        self.actor_user_valid.append(any_user);
-        self.actor_session_created.append_option(created_ms);
-        self.actor_session_is_mfa.append_option(session_mfa);
-        let s3 = put(&mut self.actor_session_issuer, issuer.as_deref());
+        any_user |= put(&mut c.actor_user_uid_alt, uid_alt.as_deref());
+        any_user |= put(&mut c.actor_user_uid, ident.arn.as_deref());
+        any_user |= put(&mut c.actor_user_account_uid, ident.account_id.as_deref());
+        any_user |= put(&mut c.actor_user_credential_uid, credential.as_deref());
+        c.actor_user_valid.append(any_user);
+        c.actor_session_created.append_option(created_ms);
+        c.actor_session_is_mfa.append_option(session_mfa);
+        let s3 = put(&mut c.actor_session_issuer, issuer.as_deref());
         let any_session = created_ms.is_some() || session_mfa.is_some() || s3;
-        self.actor_session_valid.append(any_session);
-        let inv = put(&mut self.actor_invoked_by, invoked_by.as_deref());
-        let idp = put(&mut self.actor_idp_name, idp_name.as_deref());
-        self.actor_valid
-            .append(any_user || any_session || inv || idp);
+        c.actor_session_valid.append(any_session);
+        let inv = put(&mut c.actor_invoked_by, invoked_by.as_deref());
+        let idp = put(&mut c.actor_idp_name, idp_name.as_deref());
+        c.actor_valid.append(any_user || any_session || inv || idp);
         put(
-            &mut self.http_user_agent,
+            &mut c.http_user_agent,
             rec.text(Field::UserAgent).as_deref(),
         );
 
@@ -723,14 +723,14 @@ impl OcsfBuilder {
         let mut src_svc = domain;
         if class == OcsfClass::ApiActivity && source_ip.is_none() && vpce.is_none() {
             // API Activity requires src_endpoint; an event without a source address
-            // comes from the service itself.
+            // comes from the service itc.
             src_svc = Some(&event_source);
         }
-        let mut any_src = put(&mut self.src_uid, vpce.as_deref());
-        any_src |= put(&mut self.src_ip, ip);
-        any_src |= put(&mut self.src_domain, domain);
-        any_src |= put(&mut self.src_svc_name, src_svc);
-        self.src_valid.append(any_src);
+        let mut any_src = put(&mut c.src_uid, vpce.as_deref());
+        any_src |= put(&mut c.src_ip, ip);
+        any_src |= put(&mut c.src_domain, domain);
+        any_src |= put(&mut c.src_svc_name, src_svc);
+        c.src_valid.append(any_src);
 
         // class-specific: session, policy, user, status, is_mfa
         let mut target_uid: Option<Cow<str>> = None;
@@ -819,46 +819,46 @@ impl OcsfBuilder {
         };
         let mut any_sess = false;
         for (b, v) in [
-            (&mut self.session_uid, &sess[0]),
-            (&mut self.session_uid_alt, &sess[1]),
-            (&mut self.session_credential_uid, &sess[2]),
-            (&mut self.session_issuer, &sess[3]),
+            (&mut c.session_uid, &sess[0]),
+            (&mut c.session_uid_alt, &sess[1]),
+            (&mut c.session_credential_uid, &sess[2]),
+            (&mut c.session_issuer, &sess[3]),
         ] {
             any_sess |= put(b, v.as_deref());
         }
-        self.session_valid.append(any_sess);
-        put(&mut self.policy_uid, policy.as_deref());
+        c.session_valid.append(any_sess);
+        put(&mut c.policy_uid, policy.as_deref());
 
         // resources (API Activity)
         for (uid, account, rtype) in &resource_rows {
-            self.res_uid.append_value(uid);
-            self.res_owner_account.append_option(account.as_deref());
-            self.res_type.append_option(rtype.as_deref());
+            c.res_uid.append_value(uid);
+            c.res_owner_account.append_option(account.as_deref());
+            c.res_type.append_option(rtype.as_deref());
         }
-        self.res_offsets.push(self.res_uid.len() as i32);
+        c.res_offsets.push(c.res_uid.len() as i32);
 
-        let mut any_target = put(&mut self.user_uid_alt, target_uid_alt.as_deref());
-        any_target |= put(&mut self.user_uid, target_uid.as_deref());
-        any_target |= put(&mut self.user_name, target_name.as_deref());
-        self.user_valid.append(any_target);
-        put(&mut self.status, Some(&status));
-        self.is_mfa.append_option(mfa_used);
+        let mut any_target = put(&mut c.user_uid_alt, target_uid_alt.as_deref());
+        any_target |= put(&mut c.user_uid, target_uid.as_deref());
+        any_target |= put(&mut c.user_name, target_name.as_deref());
+        c.user_valid.append(any_target);
+        put(&mut c.status, Some(&status));
+        c.is_mfa.append_option(mfa_used);
 
         // unmapped
         for (k, v) in self.unmapped.entries() {
-            self.um_keys.append_value(k);
-            self.um_values.append_value(v);
+            c.um_keys.append_value(k);
+            c.um_values.append_value(v);
         }
-        self.um_offsets.push(self.um_keys.len() as i32);
-        put(&mut self.accountid, Some(&account));
-        put(&mut self.region, Some(&region));
+        c.um_offsets.push(c.um_keys.len() as i32);
+        put(&mut c.accountid, Some(&info.account));
+        put(&mut c.region, Some(&info.region));
 
         // observables: IPs, host names, user names, resource ARNs.
         let mut obs = |name: &str, value: &str, (type_id, type_name): (i32, &str)| {
-            self.obs_name.append_value(name);
-            self.obs_value.append_value(value);
-            self.obs_type.append_value(type_name);
-            self.obs_type_id.append_value(type_id);
+            c.obs_name.append_value(name);
+            c.obs_value.append_value(value);
+            c.obs_type.append_value(type_name);
+            c.obs_type_id.append_value(type_id);
         };
         if let Some(ip) = ip {
             obs("src_endpoint.ip", ip, observable::IP_ADDRESS);
@@ -875,15 +875,9 @@ impl OcsfBuilder {
         for (uid, _, _) in &resource_rows {
             obs("resources[].uid", uid, observable::RESOURCE_UID);
         }
-        self.obs_offsets.push(self.obs_name.len() as i32);
+        c.obs_offsets.push(c.obs_name.len() as i32);
 
-        Ok(RowInfo {
-            class,
-            source: src,
-            time_ms,
-            region,
-            account,
-        })
+        Ok(info)
     }
 
     /// Reads `resources[]` for API Activity: elements with an ARN become resources;
@@ -923,11 +917,107 @@ impl OcsfBuilder {
         Ok(())
     }
 
-    /// Builds the pending rows into a batch of [`schema()`] and resets the builders.
+    /// Builds lane 0's rows (all rows that [`append`](Self::append) took) into a
+    /// batch of [`schema()`] and resets its builders.
     ///
     /// # Errors
     /// Only if the arrays disagree with the schema, which would be a bug.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.finish_lane(0)
+    }
+
+    /// Builds one lane's rows into a batch of [`schema()`] (empty for a lane never
+    /// used) and resets its builders.
+    ///
+    /// # Errors
+    /// Only if the arrays disagree with the schema, which would be a bug.
+    pub fn finish_lane(&mut self, lane: usize) -> Result<RecordBatch, ArrowError> {
+        let Some(l) = self.lanes.get_mut(lane) else {
+            return Ok(RecordBatch::new_empty(schema()));
+        };
+        let batch = l.finish()?;
+        self.rows -= batch.num_rows();
+        Ok(batch)
+    }
+}
+
+impl Lane {
+    /// Empty builders, which allocate only when the first value arrives (a lane
+    /// may get a few rows only).
+    fn new() -> Self {
+        let sb = || StringBuilder::with_capacity(0, 0);
+        Lane {
+            rows: 0,
+            md_product_version: sb(),
+            md_feature_name: sb(),
+            md_event_code: sb(),
+            md_uid: sb(),
+            time: Vec::new(),
+            cloud_region: sb(),
+            api_resp_error: sb(),
+            api_resp_message: sb(),
+            api_resp_data: sb(),
+            api_resp_valid: NullBufferBuilder::new(0),
+            api_operation: sb(),
+            api_version: sb(),
+            api_service_name: sb(),
+            api_req_data: sb(),
+            api_req_uid: sb(),
+            dst_svc_name: sb(),
+            actor_user_type: sb(),
+            actor_user_name: sb(),
+            actor_user_uid_alt: sb(),
+            actor_user_uid: sb(),
+            actor_user_account_uid: sb(),
+            actor_user_credential_uid: sb(),
+            actor_user_valid: NullBufferBuilder::new(0),
+            actor_session_created: TimestampMillisecondBuilder::with_capacity(0)
+                .with_timezone(crate::schema::UTC),
+            actor_session_is_mfa: BooleanBuilder::with_capacity(0),
+            actor_session_issuer: sb(),
+            actor_session_valid: NullBufferBuilder::new(0),
+            actor_invoked_by: sb(),
+            actor_idp_name: sb(),
+            actor_valid: NullBufferBuilder::new(0),
+            http_user_agent: sb(),
+            src_uid: sb(),
+            src_ip: sb(),
+            src_domain: sb(),
+            src_svc_name: sb(),
+            src_valid: NullBufferBuilder::new(0),
+            session_uid: sb(),
+            session_uid_alt: sb(),
+            session_credential_uid: sb(),
+            session_issuer: sb(),
+            session_valid: NullBufferBuilder::new(0),
+            policy_uid: sb(),
+            res_offsets: vec![0],
+            res_uid: sb(),
+            res_owner_account: sb(),
+            res_type: sb(),
+            class: Vec::new(),
+            activity_id: Vec::new(),
+            user_uid_alt: sb(),
+            user_uid: sb(),
+            user_name: sb(),
+            user_valid: NullBufferBuilder::new(0),
+            status: sb(),
+            is_mfa: BooleanBuilder::with_capacity(0),
+            um_offsets: vec![0],
+            um_keys: sb(),
+            um_values: sb(),
+            accountid: sb(),
+            region: sb(),
+            obs_offsets: vec![0],
+            obs_name: sb(),
+            obs_value: sb(),
+            obs_type: sb(),
+            obs_type_id: Int32Builder::with_capacity(0),
+        }
+    }
+
+    /// Builds the rows into a batch of [`schema()`] and resets the builders.
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let n = self.rows;
         let schema = schema();
         let fields = |p: &str| -> Result<Fields, ArrowError> {
@@ -940,8 +1030,8 @@ impl OcsfBuilder {
         ) -> Result<ArrayRef, ArrowError> {
             Ok(Arc::new(StructArray::try_new(fields, cols, nulls)?))
         }
-        fn s(b: &mut StringBuilder) -> ArrayRef {
-            Arc::new(b.finish())
+        fn s(b: &mut StringBuilder) -> Result<ArrayRef, ArrowError> {
+            Ok(Arc::new(fitted(b)?))
         }
         fn constant(v: &str, n: usize) -> ArrayRef {
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(v, n)))
@@ -953,7 +1043,8 @@ impl OcsfBuilder {
             }
         }
         fn offsets(v: &mut Vec<i32>) -> OffsetBuffer<i32> {
-            let o = std::mem::replace(v, vec![0]);
+            let mut o = std::mem::replace(v, vec![0]);
+            o.shrink_to_fit();
             OffsetBuffer::new(ScalarBuffer::from(o))
         }
         fn list_nulls(offsets: &OffsetBuffer<i32>) -> Option<NullBuffer> {
@@ -965,13 +1056,13 @@ impl OcsfBuilder {
         // metadata
         let feature = st(
             fields("metadata.product.feature")?,
-            vec![s(&mut self.md_feature_name)],
+            vec![s(&mut self.md_feature_name)?],
             None,
         )?;
         let product = st(
             fields("metadata.product")?,
             vec![
-                s(&mut self.md_product_version),
+                s(&mut self.md_product_version)?,
                 constant("CloudTrail", n),
                 constant("AWS", n),
                 feature,
@@ -990,59 +1081,60 @@ impl OcsfBuilder {
             fields("metadata")?,
             vec![
                 product,
-                s(&mut self.md_event_code),
-                s(&mut self.md_uid),
+                s(&mut self.md_event_code)?,
+                s(&mut self.md_uid)?,
                 profiles,
                 constant(OCSF_VERSION, n),
             ],
             None,
         )?;
-        let time = std::mem::take(&mut self.time);
+        let mut time = std::mem::take(&mut self.time);
+        time.shrink_to_fit();
         let time_dt: ArrayRef = Arc::new(
             TimestampMillisecondArray::from(time.clone()).with_timezone(crate::schema::UTC),
         );
         let time: ArrayRef = Arc::new(Int64Array::from(time));
         let cloud = st(
             fields("cloud")?,
-            vec![s(&mut self.cloud_region), constant("AWS", n)],
+            vec![s(&mut self.cloud_region)?, constant("AWS", n)],
             None,
         )?;
 
         let response = st(
             fields("api.response")?,
             vec![
-                s(&mut self.api_resp_error),
-                s(&mut self.api_resp_message),
-                s(&mut self.api_resp_data),
+                s(&mut self.api_resp_error)?,
+                s(&mut self.api_resp_message)?,
+                s(&mut self.api_resp_data)?,
             ],
             self.api_resp_valid.finish(),
         )?;
         let service = st(
             fields("api.service")?,
-            vec![s(&mut self.api_service_name)],
+            vec![s(&mut self.api_service_name)?],
             None,
         )?;
         let request = st(
             fields("api.request")?,
-            vec![s(&mut self.api_req_data), s(&mut self.api_req_uid)],
+            vec![s(&mut self.api_req_data)?, s(&mut self.api_req_uid)?],
             None,
         )?;
         let api = st(
             fields("api")?,
             vec![
                 response,
-                s(&mut self.api_operation),
-                s(&mut self.api_version),
+                s(&mut self.api_operation)?,
+                s(&mut self.api_version)?,
                 service,
                 request,
             ],
             None,
         )?;
-        let dst_svc = self.dst_svc_name.finish();
+        let dst_svc = fitted(&mut self.dst_svc_name)?;
         let dst_nulls = dst_svc.nulls().cloned();
         let dst_endpoint = st(fields("dst_endpoint")?, vec![Arc::new(dst_svc)], dst_nulls)?;
 
-        let account_uid = self.actor_user_account_uid.finish();
+        let account_uid = fitted(&mut self.actor_user_account_uid)?;
         let account_nulls = account_uid.nulls().cloned();
         let account = st(
             fields("actor.user.account")?,
@@ -1052,12 +1144,12 @@ impl OcsfBuilder {
         let user = st(
             fields("actor.user")?,
             vec![
-                s(&mut self.actor_user_type),
-                s(&mut self.actor_user_name),
-                s(&mut self.actor_user_uid_alt),
-                s(&mut self.actor_user_uid),
+                s(&mut self.actor_user_type)?,
+                s(&mut self.actor_user_name)?,
+                s(&mut self.actor_user_uid_alt)?,
+                s(&mut self.actor_user_uid)?,
                 account,
-                s(&mut self.actor_user_credential_uid),
+                s(&mut self.actor_user_credential_uid)?,
             ],
             self.actor_user_valid.finish(),
         )?;
@@ -1066,47 +1158,47 @@ impl OcsfBuilder {
             vec![
                 Arc::new(self.actor_session_created.finish()),
                 Arc::new(self.actor_session_is_mfa.finish()),
-                s(&mut self.actor_session_issuer),
+                s(&mut self.actor_session_issuer)?,
             ],
             self.actor_session_valid.finish(),
         )?;
-        let idp_name = self.actor_idp_name.finish();
+        let idp_name = fitted(&mut self.actor_idp_name)?;
         let idp_nulls = idp_name.nulls().cloned();
         let idp = st(fields("actor.idp")?, vec![Arc::new(idp_name)], idp_nulls)?;
         let actor = st(
             fields("actor")?,
-            vec![user, session, s(&mut self.actor_invoked_by), idp],
+            vec![user, session, s(&mut self.actor_invoked_by)?, idp],
             self.actor_valid.finish(),
         )?;
-        let ua = self.http_user_agent.finish();
+        let ua = fitted(&mut self.http_user_agent)?;
         let ua_nulls = ua.nulls().cloned();
         let http_request = st(fields("http_request")?, vec![Arc::new(ua)], ua_nulls)?;
         let src_endpoint = st(
             fields("src_endpoint")?,
             vec![
-                s(&mut self.src_uid),
-                s(&mut self.src_ip),
-                s(&mut self.src_domain),
-                s(&mut self.src_svc_name),
+                s(&mut self.src_uid)?,
+                s(&mut self.src_ip)?,
+                s(&mut self.src_domain)?,
+                s(&mut self.src_svc_name)?,
             ],
             self.src_valid.finish(),
         )?;
         let session_top = st(
             fields("session")?,
             vec![
-                s(&mut self.session_uid),
-                s(&mut self.session_uid_alt),
-                s(&mut self.session_credential_uid),
-                s(&mut self.session_issuer),
+                s(&mut self.session_uid)?,
+                s(&mut self.session_uid_alt)?,
+                s(&mut self.session_credential_uid)?,
+                s(&mut self.session_issuer)?,
             ],
             self.session_valid.finish(),
         )?;
-        let policy_uid = self.policy_uid.finish();
+        let policy_uid = fitted(&mut self.policy_uid)?;
         let policy_nulls = policy_uid.nulls().cloned();
         let policy = st(fields("policy")?, vec![Arc::new(policy_uid)], policy_nulls)?;
 
         // resources
-        let owner_account_uid = self.res_owner_account.finish();
+        let owner_account_uid = fitted(&mut self.res_owner_account)?;
         let oa_nulls = owner_account_uid.nulls().cloned();
         let owner_account = st(
             fields("resources.owner.account")?,
@@ -1116,7 +1208,7 @@ impl OcsfBuilder {
         let owner = st(fields("resources.owner")?, vec![owner_account], oa_nulls)?;
         let res_struct = st(
             fields("resources")?,
-            vec![s(&mut self.res_uid), owner, s(&mut self.res_type)],
+            vec![s(&mut self.res_uid)?, owner, s(&mut self.res_type)?],
             None,
         )?;
         let res_offsets = offsets(&mut self.res_offsets);
@@ -1148,9 +1240,9 @@ impl OcsfBuilder {
         let user_top = st(
             fields("user")?,
             vec![
-                s(&mut self.user_uid_alt),
-                s(&mut self.user_uid),
-                s(&mut self.user_name),
+                s(&mut self.user_uid_alt)?,
+                s(&mut self.user_uid)?,
+                s(&mut self.user_name)?,
             ],
             self.user_valid.finish(),
         )?;
@@ -1197,7 +1289,7 @@ impl OcsfBuilder {
         };
         let entries = StructArray::try_new(
             kv_fields,
-            vec![s(&mut self.um_keys), s(&mut self.um_values)],
+            vec![s(&mut self.um_keys)?, s(&mut self.um_values)?],
             None,
         )?;
         let um_offsets = offsets(&mut self.um_offsets);
@@ -1214,9 +1306,9 @@ impl OcsfBuilder {
         let obs_struct = st(
             fields("observables")?,
             vec![
-                s(&mut self.obs_name),
-                s(&mut self.obs_value),
-                s(&mut self.obs_type),
+                s(&mut self.obs_name)?,
+                s(&mut self.obs_value)?,
+                s(&mut self.obs_type)?,
                 Arc::new(self.obs_type_id.finish()),
             ],
             None,
@@ -1257,11 +1349,11 @@ impl OcsfBuilder {
                 activity_id,
                 type_uid,
                 type_name,
-                s(&mut self.status),
+                s(&mut self.status)?,
                 is_mfa,
                 unmapped,
-                s(&mut self.accountid),
-                s(&mut self.region),
+                s(&mut self.accountid)?,
+                s(&mut self.region)?,
                 asl_version,
                 observables,
             ],

@@ -467,3 +467,101 @@ fn lone_surrogate_escapes_are_kept_not_taken_for_absent() {
     assert_eq!(rows[0]["api"]["response"]["error"], r"Denied\udc00");
     assert_eq!(rows[0]["cloud"]["region"], "eu-west-1");
 }
+
+#[test]
+fn lanes_hold_the_rows_routed_to_them_and_a_refused_route_appends_nothing() {
+    let ctx = ObjectContext::default();
+    let mut b = OcsfBuilder::new();
+    // Rows go to the lane of their region: eu-west-1 → 2, us-east-1 → 0 (lane 1 is
+    // never named), in record order within each lane.
+    let regions = [
+        "eu-west-1",
+        "us-east-1",
+        "eu-west-1",
+        "us-east-1",
+        "eu-west-1",
+    ];
+    for (i, region) in regions.iter().enumerate() {
+        let mut r = base("ec2.amazonaws.com", "DescribeVpcs");
+        r["awsRegion"] = json!(region);
+        r["eventID"] = json!(format!("evt-{i}"));
+        let bytes = serde_json::to_vec(&r).unwrap();
+        let rec = trailhouse_cloudtrail::Record::parse(&bytes).unwrap();
+        let info = b
+            .append_to(&rec, &ctx, |info| {
+                Ok(if info.region == "eu-west-1" { 2 } else { 0 })
+            })
+            .unwrap();
+        assert_eq!(info.region, *region);
+    }
+    // A route that finds no partition refuses the record; no lane gets a row.
+    let bytes = serde_json::to_vec(&base("ec2.amazonaws.com", "DescribeVpcs")).unwrap();
+    let rec = trailhouse_cloudtrail::Record::parse(&bytes).unwrap();
+    let err = b
+        .append_to(&rec, &ctx, |_| Err("no such partition".to_string()))
+        .unwrap_err();
+    assert_eq!(err, MapError::NoPartition("no such partition".into()));
+    assert_eq!(b.len(), 5);
+
+    let ids = |batch: &arrow_array::RecordBatch| -> Vec<String> {
+        let rows: Value = serde_json::from_slice(&to_json_array(batch).unwrap()).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}@{}", r["metadata"]["uid"], r["cloud"]["region"]))
+            .collect()
+    };
+    let lane2 = b.finish_lane(2).unwrap();
+    assert_eq!(
+        ids(&lane2),
+        [
+            r#""evt-0"@"eu-west-1""#,
+            r#""evt-2"@"eu-west-1""#,
+            r#""evt-4"@"eu-west-1""#
+        ]
+    );
+    assert_eq!(b.len(), 2);
+    assert_eq!(b.finish_lane(1).unwrap().num_rows(), 0);
+    assert_eq!(b.finish_lane(7).unwrap().num_rows(), 0, "a lane never made");
+    assert_eq!(
+        ids(&b.finish().unwrap()),
+        [r#""evt-1"@"us-east-1""#, r#""evt-3"@"us-east-1""#]
+    );
+    assert!(b.is_empty());
+
+    // Finished lanes take rows again, and their batches fit their rows: the slack of
+    // a builder's growth (here 3 values of ~1 KB: capacity 1, 2, then 4 KB) is not
+    // carried into the batch.
+    let mut r = base("ec2.amazonaws.com", "DescribeVpcs");
+    r["requestParameters"] = json!({"filter": "x".repeat(1000)});
+    let bytes = serde_json::to_vec(&r).unwrap();
+    let rec = trailhouse_cloudtrail::Record::parse(&bytes).unwrap();
+    for _ in 0..3 {
+        b.append_to(&rec, &ctx, |_| Ok(2)).unwrap();
+    }
+    let batch = b.finish_lane(2).unwrap();
+    assert_eq!(ids(&batch), [r#""evt-1"@"eu-west-1""#; 3]);
+    let data = batch.column_by_name("api").unwrap();
+    let data = data
+        .as_any()
+        .downcast_ref::<arrow_array::StructArray>()
+        .unwrap();
+    let req = data.column_by_name("request").unwrap();
+    let req = req
+        .as_any()
+        .downcast_ref::<arrow_array::StructArray>()
+        .unwrap();
+    let json = req.column_by_name("data").unwrap();
+    let values = json
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap()
+        .values();
+    assert!(values.len() > 3000);
+    assert!(
+        values.capacity() < values.len() + 64,
+        "{} bytes held for {}",
+        values.capacity(),
+        values.len()
+    );
+}

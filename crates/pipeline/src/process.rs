@@ -1,11 +1,11 @@
 //! One object, start to end: judged by its key, streamed through gunzip and the
-//! record reader, mapped into Arrow, split by partition. Used by replay, convert and
-//! the workers alike; synchronous, so callers run it off any async reactor.
+//! record reader, mapped into the Arrow builders of each row's partition. Used by
+//! replay, convert and the workers alike; synchronous, so callers run it off any
+//! async reactor.
 
 use std::io::Read;
 
-use arrow_array::{RecordBatch, UInt32Array};
-use arrow_select::take::take_record_batch;
+use arrow_array::RecordBatch;
 use trailhouse_cloudtrail::time::utc_day;
 use trailhouse_cloudtrail::{KeyKind, LogReader, classify_key};
 use trailhouse_lake::PartitionKey;
@@ -65,10 +65,16 @@ pub enum ObjectEvent {
 /// chunk's memory does not depend on how large the records are.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 
+/// Partitions per chunk at most: a chunk ends when its rows reach this many
+/// partitions. Each partition of a chunk has its own set of column builders (a lane
+/// of the [`OcsfBuilder`]), kept for the next chunks; an object's records usually
+/// fall in a few partitions (one account and region; a class and source or two; a
+/// day or two), so the bound only keeps a hostile mix from making thousands.
+pub const MAX_CHUNK_PARTITIONS: usize = 64;
+
 /// Maps objects; keeps its Arrow builders between objects.
 pub struct ObjectProcessor {
     builder: OcsfBuilder,
-    row_parts: Vec<u16>,
     keys: Vec<PartitionKey>,
     /// Record JSON bytes in the chunk being built.
     chunk_json: usize,
@@ -85,7 +91,6 @@ impl Default for ObjectProcessor {
     fn default() -> Self {
         ObjectProcessor {
             builder: OcsfBuilder::new(),
-            row_parts: Vec::new(),
             keys: Vec::new(),
             chunk_json: 0,
             chunk_rows: 8192,
@@ -134,49 +139,42 @@ impl ObjectProcessor {
         };
         let mut reader = reader.with_max_record_bytes(self.max_record_bytes);
         self.keys.clear();
-        self.row_parts.clear();
         self.chunk_json = 0;
         loop {
             let index = reader.records_read();
             let (builder, keys) = (&mut self.builder, &mut self.keys);
-            let read =
-                reader.next_record_with(|bytes, rec| match builder.append_parsed(rec, &ctx) {
-                    Ok(info) => Ok((
-                        partition_slot(keys, &info).map_err(|e| format!("record {index}: {e}")),
-                        bytes.len(),
-                    )),
+            // Each partition's rows go to their own lane of the builder: lane i holds
+            // the rows of keys[i].
+            let read = reader.next_record_with(|bytes, rec| {
+                match builder.append_parsed(rec, &ctx, |info| partition_slot(keys, info)) {
+                    Ok(_) => Ok(bytes.len()),
                     Err(e) => Err(ObjectEvent::BadRecord {
                         index,
                         reason: e.to_string(),
                         bytes: bytes.to_vec(),
                     }),
-                });
-            // A row's partition, or why the object cannot go on.
-            let row = match read {
-                Ok(Some(Ok((slot, json)))) => slot.map(|slot| (slot, json)),
+                }
+            });
+            let json = match read {
+                Ok(Some(Ok(json))) => json,
                 Ok(Some(Err(bad))) => {
                     sink(bad);
                     continue;
                 }
                 Ok(None) => break,
-                Err(e) => Err(e.to_string()),
-            };
-            let (slot, json) = match row {
-                Ok(row) => row,
-                Err(reason) => {
+                Err(e) => {
                     let flushed = self.flush_chunk(sink);
                     return ObjectOutcome::Failed {
-                        reason: flushed.err().unwrap_or(reason),
+                        reason: flushed.err().unwrap_or(e.to_string()),
                         records: reader.records_read(),
                         bytes: reader.bytes_read(),
                     };
                 }
             };
             self.chunk_json += json;
-            self.row_parts.push(slot as u16);
             if (self.builder.len() >= self.chunk_rows
                 || self.chunk_json >= self.chunk_bytes
-                || self.keys.len() >= u16::MAX as usize)
+                || self.keys.len() >= MAX_CHUNK_PARTITIONS)
                 && let Err(reason) = self.flush_chunk(sink)
             {
                 return ObjectOutcome::Failed {
@@ -206,36 +204,25 @@ impl ObjectProcessor {
         if self.builder.is_empty() {
             return Ok(());
         }
-        let batch = self
-            .builder
-            .finish()
-            .map_err(|e| format!("internal error building the batch: {e}"))?;
         let keys = std::mem::take(&mut self.keys);
         let mut out = Vec::with_capacity(keys.len());
-        if keys.len() == 1 {
-            out.extend(keys.into_iter().next().map(|k| (k, batch)));
-        } else {
-            // Row indices of each partition, in one pass over the rows.
-            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); keys.len()];
-            for (i, p) in self.row_parts.iter().enumerate() {
-                rows[*p as usize].push(i as u32);
-            }
-            for (key, idx) in keys.into_iter().zip(rows) {
-                let part = take_record_batch(&batch, &UInt32Array::from(idx))
-                    .map_err(|e| format!("internal error splitting rows: {e}"))?;
-                out.push((key, part));
-            }
+        for (lane, key) in keys.into_iter().enumerate() {
+            let batch = self
+                .builder
+                .finish_lane(lane)
+                .map_err(|e| format!("internal error building the batch: {e}"))?;
+            out.push((key, batch));
         }
-        self.row_parts.clear();
         self.chunk_json = 0;
         sink(ObjectEvent::Rows(out));
         Ok(())
     }
 }
 
-/// The index in `keys` of the partition of a mapped row, adding the partition if it
-/// is new. An error means a key value the mapper should have refused: the object
-/// fails, so that the row is quarantined with it rather than lost.
+/// The index in `keys` of the partition of a mapped row (and the builder lane its row
+/// goes to), adding the partition if it is new. An error means a key value the mapper
+/// should have refused; the record is then quarantined with that reason
+/// ([`MapError::NoPartition`](trailhouse_ocsf::MapError::NoPartition)).
 fn partition_slot(keys: &mut Vec<PartitionKey>, info: &RowInfo) -> Result<usize, String> {
     let day = utc_day(info.time_ms);
     if let Some(i) = keys
@@ -347,6 +334,80 @@ mod tests {
         let mut expected = vec![3; 13];
         expected.push(1);
         assert_eq!(sizes, expected);
+    }
+
+    #[test]
+    fn a_chunk_ends_at_the_partition_bound_and_every_row_keeps_its_partition() {
+        // 3 × MAX_CHUNK_PARTITIONS + 5 records, each of its own region (and so its own
+        // partition), then the first region again: room for 10,000 rows per chunk, but
+        // a chunk ends once it holds rows of MAX_CHUNK_PARTITIONS partitions.
+        let n = 3 * MAX_CHUNK_PARTITIONS + 5;
+        let mut records: Vec<String> = (0..n)
+            .map(|i| rec(&format!("id{i}"), &format!("xx-test-{i}"), 1))
+            .collect();
+        records.push(rec("again", "xx-test-0", 1));
+        let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let mut p = ObjectProcessor::with_chunk_rows(10_000);
+        let mut events = Vec::new();
+        let outcome = p.process("f.json.gz", Cursor::new(gz(&doc)), &mut |ev| {
+            if let ObjectEvent::Rows(parts) = ev {
+                events.push(parts);
+            }
+        });
+        assert!(
+            matches!(outcome, ObjectOutcome::Complete { records, .. } if records == n as u64 + 1)
+        );
+        let sizes: Vec<usize> = events.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            [
+                MAX_CHUNK_PARTITIONS,
+                MAX_CHUNK_PARTITIONS,
+                MAX_CHUNK_PARTITIONS,
+                6
+            ]
+        );
+        // Each batch holds the rows of its own key and no other.
+        let mut seen = Vec::new();
+        for (key, batch) in events.iter().flatten() {
+            let region = batch
+                .column_by_name("region")
+                .and_then(|c| {
+                    c.as_any()
+                        .downcast_ref::<arrow_array::StringArray>()
+                        .cloned()
+                })
+                .expect("region column");
+            let ids = batch
+                .column_by_name("metadata")
+                .and_then(|c| {
+                    c.as_any()
+                        .downcast_ref::<arrow_array::StructArray>()
+                        .cloned()
+                })
+                .and_then(|m| m.column_by_name("uid").cloned())
+                .and_then(|c| {
+                    c.as_any()
+                        .downcast_ref::<arrow_array::StringArray>()
+                        .cloned()
+                })
+                .expect("metadata.uid column");
+            for (r, id) in region.iter().zip(ids.iter()) {
+                let (r, id) = (r.unwrap(), id.unwrap());
+                assert_eq!(
+                    key.to_string(),
+                    format!("CLOUD_TRAIL_MGMT/API Activity/{r}/111122223333/20240101")
+                );
+                seen.push((id.to_string(), r.to_string()));
+            }
+        }
+        let mut expected: Vec<(String, String)> = (0..n)
+            .map(|i| (format!("id{i}"), format!("xx-test-{i}")))
+            .collect();
+        expected.push(("again".into(), "xx-test-0".into()));
+        seen.sort();
+        expected.sort();
+        assert_eq!(seen, expected);
     }
 
     #[test]
