@@ -240,6 +240,7 @@ fn partition_slot(keys: &mut Vec<PartitionKey>, info: &RowInfo) -> Result<usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::cast::AsArray;
     use std::io::{Cursor, Write};
 
     fn rec(id: &str, region: &str, day: u32) -> String {
@@ -372,26 +373,16 @@ mod tests {
         for (key, batch) in events.iter().flatten() {
             let region = batch
                 .column_by_name("region")
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<arrow_array::StringArray>()
-                        .cloned()
-                })
-                .expect("region column");
-            let ids = batch
+                .expect("region")
+                .as_string::<i32>();
+            let metadata = batch
                 .column_by_name("metadata")
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<arrow_array::StructArray>()
-                        .cloned()
-                })
-                .and_then(|m| m.column_by_name("uid").cloned())
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<arrow_array::StringArray>()
-                        .cloned()
-                })
-                .expect("metadata.uid column");
+                .expect("metadata")
+                .as_struct();
+            let ids = metadata
+                .column_by_name("uid")
+                .expect("uid")
+                .as_string::<i32>();
             for (r, id) in region.iter().zip(ids.iter()) {
                 let (r, id) = (r.unwrap(), id.unwrap());
                 assert_eq!(
