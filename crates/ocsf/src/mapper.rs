@@ -312,12 +312,12 @@ impl OcsfBuilder {
         }
     }
 
-    /// Rows appended since the last [`finish`](Self::finish).
+    /// Rows appended and not yet finished, in all lanes.
     pub fn len(&self) -> usize {
         self.rows
     }
 
-    /// Whether no rows are pending.
+    /// Whether no lane holds rows.
     pub fn is_empty(&self) -> bool {
         self.rows == 0
     }
@@ -723,7 +723,7 @@ impl OcsfBuilder {
         let mut src_svc = domain;
         if class == OcsfClass::ApiActivity && source_ip.is_none() && vpce.is_none() {
             // API Activity requires src_endpoint; an event without a source address
-            // comes from the service itc.
+            // comes from the service itself.
             src_svc = Some(&event_source);
         }
         let mut any_src = put(&mut c.src_uid, vpce.as_deref());
