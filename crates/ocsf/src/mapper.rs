@@ -13,9 +13,7 @@ use arrow_array::{
     Array, ArrayRef, Int32Array, Int64Array, ListArray, MapArray, RecordBatch, StringArray,
     StructArray, TimestampMillisecondArray,
 };
-use arrow_buffer::{
-    ArrowNativeType, Buffer, NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer,
-};
+use arrow_buffer::{NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields};
 use serde_json::value::RawValue;
 use trailhouse_cloudtrail::record::{RawObject, as_bool, is_empty_value};
@@ -243,30 +241,6 @@ pub fn compact_json(s: &str) -> Cow<'_, str> {
     }
     out.push_str(&s[from..]);
     Cow::Owned(out)
-}
-
-/// A string builder's values, in buffers no larger than they need. Builders grow by
-/// doubling; a lane's finished batch waits in its partition's buffer until the
-/// partition is written, where the slack would be held, and counted against the
-/// memory bound, all that time. Shrinking in place costs a `realloc` per buffer
-/// (and a check of the offsets and UTF-8 that the safe constructor makes).
-fn fitted(b: &mut StringBuilder) -> Result<StringArray, ArrowError> {
-    fn fit<T: ArrowNativeType>(buffer: Buffer) -> Buffer {
-        match buffer.into_vec::<T>() {
-            Ok(mut v) => {
-                v.shrink_to_fit();
-                Buffer::from_vec(v)
-            }
-            Err(shared) => shared,
-        }
-    }
-    let (offsets, values, nulls) = b.finish().into_parts();
-    let offsets = fit::<i32>(offsets.into_inner().into_inner());
-    StringArray::try_new(
-        OffsetBuffer::new(ScalarBuffer::from(offsets)),
-        fit::<u8>(values),
-        nulls,
-    )
 }
 
 /// The index just past the closing quote of the string whose contents start at `i`.
@@ -1030,8 +1004,8 @@ impl Lane {
         ) -> Result<ArrayRef, ArrowError> {
             Ok(Arc::new(StructArray::try_new(fields, cols, nulls)?))
         }
-        fn s(b: &mut StringBuilder) -> Result<ArrayRef, ArrowError> {
-            Ok(Arc::new(fitted(b)?))
+        fn s(b: &mut StringBuilder) -> ArrayRef {
+            Arc::new(b.finish())
         }
         fn constant(v: &str, n: usize) -> ArrayRef {
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(v, n)))
@@ -1043,8 +1017,7 @@ impl Lane {
             }
         }
         fn offsets(v: &mut Vec<i32>) -> OffsetBuffer<i32> {
-            let mut o = std::mem::replace(v, vec![0]);
-            o.shrink_to_fit();
+            let o = std::mem::replace(v, vec![0]);
             OffsetBuffer::new(ScalarBuffer::from(o))
         }
         fn list_nulls(offsets: &OffsetBuffer<i32>) -> Option<NullBuffer> {
@@ -1056,13 +1029,13 @@ impl Lane {
         // metadata
         let feature = st(
             fields("metadata.product.feature")?,
-            vec![s(&mut self.md_feature_name)?],
+            vec![s(&mut self.md_feature_name)],
             None,
         )?;
         let product = st(
             fields("metadata.product")?,
             vec![
-                s(&mut self.md_product_version)?,
+                s(&mut self.md_product_version),
                 constant("CloudTrail", n),
                 constant("AWS", n),
                 feature,
@@ -1081,60 +1054,59 @@ impl Lane {
             fields("metadata")?,
             vec![
                 product,
-                s(&mut self.md_event_code)?,
-                s(&mut self.md_uid)?,
+                s(&mut self.md_event_code),
+                s(&mut self.md_uid),
                 profiles,
                 constant(OCSF_VERSION, n),
             ],
             None,
         )?;
-        let mut time = std::mem::take(&mut self.time);
-        time.shrink_to_fit();
+        let time = std::mem::take(&mut self.time);
         let time_dt: ArrayRef = Arc::new(
             TimestampMillisecondArray::from(time.clone()).with_timezone(crate::schema::UTC),
         );
         let time: ArrayRef = Arc::new(Int64Array::from(time));
         let cloud = st(
             fields("cloud")?,
-            vec![s(&mut self.cloud_region)?, constant("AWS", n)],
+            vec![s(&mut self.cloud_region), constant("AWS", n)],
             None,
         )?;
 
         let response = st(
             fields("api.response")?,
             vec![
-                s(&mut self.api_resp_error)?,
-                s(&mut self.api_resp_message)?,
-                s(&mut self.api_resp_data)?,
+                s(&mut self.api_resp_error),
+                s(&mut self.api_resp_message),
+                s(&mut self.api_resp_data),
             ],
             self.api_resp_valid.finish(),
         )?;
         let service = st(
             fields("api.service")?,
-            vec![s(&mut self.api_service_name)?],
+            vec![s(&mut self.api_service_name)],
             None,
         )?;
         let request = st(
             fields("api.request")?,
-            vec![s(&mut self.api_req_data)?, s(&mut self.api_req_uid)?],
+            vec![s(&mut self.api_req_data), s(&mut self.api_req_uid)],
             None,
         )?;
         let api = st(
             fields("api")?,
             vec![
                 response,
-                s(&mut self.api_operation)?,
-                s(&mut self.api_version)?,
+                s(&mut self.api_operation),
+                s(&mut self.api_version),
                 service,
                 request,
             ],
             None,
         )?;
-        let dst_svc = fitted(&mut self.dst_svc_name)?;
+        let dst_svc = self.dst_svc_name.finish();
         let dst_nulls = dst_svc.nulls().cloned();
         let dst_endpoint = st(fields("dst_endpoint")?, vec![Arc::new(dst_svc)], dst_nulls)?;
 
-        let account_uid = fitted(&mut self.actor_user_account_uid)?;
+        let account_uid = self.actor_user_account_uid.finish();
         let account_nulls = account_uid.nulls().cloned();
         let account = st(
             fields("actor.user.account")?,
@@ -1144,12 +1116,12 @@ impl Lane {
         let user = st(
             fields("actor.user")?,
             vec![
-                s(&mut self.actor_user_type)?,
-                s(&mut self.actor_user_name)?,
-                s(&mut self.actor_user_uid_alt)?,
-                s(&mut self.actor_user_uid)?,
+                s(&mut self.actor_user_type),
+                s(&mut self.actor_user_name),
+                s(&mut self.actor_user_uid_alt),
+                s(&mut self.actor_user_uid),
                 account,
-                s(&mut self.actor_user_credential_uid)?,
+                s(&mut self.actor_user_credential_uid),
             ],
             self.actor_user_valid.finish(),
         )?;
@@ -1158,47 +1130,47 @@ impl Lane {
             vec![
                 Arc::new(self.actor_session_created.finish()),
                 Arc::new(self.actor_session_is_mfa.finish()),
-                s(&mut self.actor_session_issuer)?,
+                s(&mut self.actor_session_issuer),
             ],
             self.actor_session_valid.finish(),
         )?;
-        let idp_name = fitted(&mut self.actor_idp_name)?;
+        let idp_name = self.actor_idp_name.finish();
         let idp_nulls = idp_name.nulls().cloned();
         let idp = st(fields("actor.idp")?, vec![Arc::new(idp_name)], idp_nulls)?;
         let actor = st(
             fields("actor")?,
-            vec![user, session, s(&mut self.actor_invoked_by)?, idp],
+            vec![user, session, s(&mut self.actor_invoked_by), idp],
             self.actor_valid.finish(),
         )?;
-        let ua = fitted(&mut self.http_user_agent)?;
+        let ua = self.http_user_agent.finish();
         let ua_nulls = ua.nulls().cloned();
         let http_request = st(fields("http_request")?, vec![Arc::new(ua)], ua_nulls)?;
         let src_endpoint = st(
             fields("src_endpoint")?,
             vec![
-                s(&mut self.src_uid)?,
-                s(&mut self.src_ip)?,
-                s(&mut self.src_domain)?,
-                s(&mut self.src_svc_name)?,
+                s(&mut self.src_uid),
+                s(&mut self.src_ip),
+                s(&mut self.src_domain),
+                s(&mut self.src_svc_name),
             ],
             self.src_valid.finish(),
         )?;
         let session_top = st(
             fields("session")?,
             vec![
-                s(&mut self.session_uid)?,
-                s(&mut self.session_uid_alt)?,
-                s(&mut self.session_credential_uid)?,
-                s(&mut self.session_issuer)?,
+                s(&mut self.session_uid),
+                s(&mut self.session_uid_alt),
+                s(&mut self.session_credential_uid),
+                s(&mut self.session_issuer),
             ],
             self.session_valid.finish(),
         )?;
-        let policy_uid = fitted(&mut self.policy_uid)?;
+        let policy_uid = self.policy_uid.finish();
         let policy_nulls = policy_uid.nulls().cloned();
         let policy = st(fields("policy")?, vec![Arc::new(policy_uid)], policy_nulls)?;
 
         // resources
-        let owner_account_uid = fitted(&mut self.res_owner_account)?;
+        let owner_account_uid = self.res_owner_account.finish();
         let oa_nulls = owner_account_uid.nulls().cloned();
         let owner_account = st(
             fields("resources.owner.account")?,
@@ -1208,7 +1180,7 @@ impl Lane {
         let owner = st(fields("resources.owner")?, vec![owner_account], oa_nulls)?;
         let res_struct = st(
             fields("resources")?,
-            vec![s(&mut self.res_uid)?, owner, s(&mut self.res_type)?],
+            vec![s(&mut self.res_uid), owner, s(&mut self.res_type)],
             None,
         )?;
         let res_offsets = offsets(&mut self.res_offsets);
@@ -1240,9 +1212,9 @@ impl Lane {
         let user_top = st(
             fields("user")?,
             vec![
-                s(&mut self.user_uid_alt)?,
-                s(&mut self.user_uid)?,
-                s(&mut self.user_name)?,
+                s(&mut self.user_uid_alt),
+                s(&mut self.user_uid),
+                s(&mut self.user_name),
             ],
             self.user_valid.finish(),
         )?;
@@ -1289,7 +1261,7 @@ impl Lane {
         };
         let entries = StructArray::try_new(
             kv_fields,
-            vec![s(&mut self.um_keys)?, s(&mut self.um_values)?],
+            vec![s(&mut self.um_keys), s(&mut self.um_values)],
             None,
         )?;
         let um_offsets = offsets(&mut self.um_offsets);
@@ -1306,9 +1278,9 @@ impl Lane {
         let obs_struct = st(
             fields("observables")?,
             vec![
-                s(&mut self.obs_name)?,
-                s(&mut self.obs_value)?,
-                s(&mut self.obs_type)?,
+                s(&mut self.obs_name),
+                s(&mut self.obs_value),
+                s(&mut self.obs_type),
                 Arc::new(self.obs_type_id.finish()),
             ],
             None,
@@ -1323,41 +1295,46 @@ impl Lane {
         )?);
 
         self.rows = 0;
-        RecordBatch::try_new(
-            schema,
-            vec![
-                metadata,
-                time,
-                time_dt,
-                cloud,
-                api,
-                dst_endpoint,
-                actor,
-                http_request,
-                src_endpoint,
-                session_top,
-                policy,
-                resources,
-                class_name,
-                class_uid,
-                category_name,
-                category_uid,
-                severity_id,
-                severity,
-                user_top,
-                activity_name,
-                activity_id,
-                type_uid,
-                type_name,
-                s(&mut self.status)?,
-                is_mfa,
-                unmapped,
-                s(&mut self.accountid)?,
-                s(&mut self.region)?,
-                asl_version,
-                observables,
-            ],
-        )
+        let mut columns = vec![
+            metadata,
+            time,
+            time_dt,
+            cloud,
+            api,
+            dst_endpoint,
+            actor,
+            http_request,
+            src_endpoint,
+            session_top,
+            policy,
+            resources,
+            class_name,
+            class_uid,
+            category_name,
+            category_uid,
+            severity_id,
+            severity,
+            user_top,
+            activity_name,
+            activity_id,
+            type_uid,
+            type_name,
+            s(&mut self.status),
+            is_mfa,
+            unmapped,
+            s(&mut self.accountid),
+            s(&mut self.region),
+            asl_version,
+            observables,
+        ];
+        // Builders grow by doubling, and a lane's batch waits in its partition's
+        // buffer until the partition is written: trim every buffer to its contents
+        // (a realloc each) so the slack is neither held nor counted against the
+        // memory bound all that time.
+        for column in &mut columns {
+            column.shrink_to_fit();
+        }
+        RecordBatch::try_new(schema, columns)
     }
 }
 
