@@ -29,6 +29,13 @@ pub const PARTITION_COLUMNS: [&str; 2] = ["region", "accountid"];
 /// Columns whose values are (nearly) all distinct: encoded plain, without a dictionary.
 pub const UNIQUE_COLUMNS: [&str; 4] = ["metadata.uid", "api.request.uid", "time", "time_dt"];
 
+/// Columns holding whole JSON documents (CloudTrail's `requestParameters` and
+/// `responseElements`: up to tens of KB, nearly all distinct): encoded plain, and
+/// without min/max statistics, which no query prunes on. A dictionary would hash
+/// and compare each document in full, to spill soon; the statistics would compare
+/// each in full twice and store two truncated prefixes per page.
+pub const DOCUMENT_COLUMNS: [&str; 2] = ["api.request.data", "api.response.data"];
+
 /// The writer is fed the sorted rows in slices of at most this many rows …
 const SLICE_ROWS: usize = 8192;
 /// … and about this many bytes of Arrow data (estimated from each input batch's
@@ -116,11 +123,22 @@ pub fn file_schema() -> SchemaRef {
 /// Parquet writer settings of every lake file.
 pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ParquetError> {
     let mut b = WriterProperties::builder();
+    let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_string).collect());
     // Columns unique per row gain nothing from a dictionary: the encoder would hash
     // every value into one, find it full, and fall back to plain encoding.
-    for path in UNIQUE_COLUMNS {
-        let path = ColumnPath::new(path.split('.').map(str::to_string).collect());
-        b = b.set_column_dictionary_enabled(path, false);
+    for p in UNIQUE_COLUMNS.iter().chain(&DOCUMENT_COLUMNS) {
+        b = b.set_column_dictionary_enabled(path(p), false);
+    }
+    for p in DOCUMENT_COLUMNS {
+        b = b.set_column_statistics_enabled(path(p), EnabledStatistics::None);
+    }
+    // Leaves inside lists and maps (`unmapped`, `observables`, `resources`,
+    // `metadata.profiles`) get no statistics either: the min and max of all
+    // elements of a chunk prune no query that engines push down (none of Athena,
+    // Trino, Spark or DuckDB prunes on repeated fields), and they cost a comparison
+    // per element plus footer bytes in every file.
+    for leaf in leaf_columns().iter().filter(|l| l.repeated) {
+        b = b.set_column_statistics_enabled(leaf.path.clone(), EnabledStatistics::None);
     }
     Ok(
         b.set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
@@ -161,7 +179,7 @@ fn file_properties(
     let mut b = base.clone().into_builder();
     let mut one_page = Vec::new();
     let leaves = leaf_contents(batches)?;
-    for (leaf, path) in leaves.iter().zip(leaf_paths()) {
+    for (leaf, LeafColumn { path, .. }) in leaves.iter().zip(leaf_columns()) {
         if leaf.encoded_estimate(base.dictionary_enabled(path)) <= TINY_CHUNK_BYTES {
             b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
         }
@@ -171,34 +189,52 @@ fn file_properties(
     }
     if one_page.len() == leaves.len() {
         // The offset index goes too; parquet-rs keeps it while the default (or any
-        // column) asks for page statistics.
+        // column) asks for page statistics. Columns set to no statistics keep
+        // their own setting.
         b = b
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_offset_index_disabled(true);
     } else {
         for path in one_page {
-            b = b.set_column_statistics_enabled(path.clone(), EnabledStatistics::Chunk);
+            // Not for columns without statistics: this would turn them back on.
+            if base.statistics_enabled(path) != EnabledStatistics::None {
+                b = b.set_column_statistics_enabled(path.clone(), EnabledStatistics::Chunk);
+            }
         }
     }
     Ok(b.build())
 }
 
+/// A Parquet leaf column of the file schema.
+struct LeafColumn {
+    path: ColumnPath,
+    /// Inside a list or map: its values are elements, not one per row.
+    repeated: bool,
+}
+
 /// The Parquet leaf columns of the file schema, in Parquet's order (depth first,
 /// as the writer visits the Arrow arrays).
-fn leaf_paths() -> &'static [ColumnPath] {
-    static PATHS: LazyLock<Vec<ColumnPath>> = LazyLock::new(|| {
+fn leaf_columns() -> &'static [LeafColumn] {
+    static LEAVES: LazyLock<Vec<LeafColumn>> = LazyLock::new(|| {
         let descr = ArrowSchemaConverter::new()
             .convert(&file_schema())
             .expect("the OCSF schema converts to Parquet");
-        descr.columns().iter().map(|c| c.path().clone()).collect()
+        descr
+            .columns()
+            .iter()
+            .map(|c| LeafColumn {
+                path: c.path().clone(),
+                repeated: c.max_rep_level() > 0,
+            })
+            .collect()
     });
-    &PATHS
+    &LEAVES
 }
 
-/// What each Parquet leaf column holds over all of `batches` (in [`leaf_paths`]
+/// What each Parquet leaf column holds over all of `batches` (in [`leaf_columns`]
 /// order): estimated from the Arrow arrays without encoding anything.
 fn leaf_contents(batches: &[RecordBatch]) -> Result<Vec<Leaf>, ArrowError> {
-    let want = leaf_paths().len();
+    let want = leaf_columns().len();
     let mut merged: Vec<Leaf> = Vec::with_capacity(want);
     let mut leaves = Vec::with_capacity(want);
     for batch in batches {

@@ -172,12 +172,27 @@ fn parquet_types_match_security_lake() {
             "{:?}",
             c.column_path()
         );
-        if c.column_path().string() == "time" {
-            assert!(c.statistics().is_some(), "statistics on");
-        }
+        // Statistics for every column a query may prune on; none for JSON
+        // documents and for elements of lists and maps (no engine prunes on them).
+        let path = c.column_path().string();
+        let pruned_on = c.column_descr().max_rep_level() == 0
+            && !trailhouse_lake::writer::DOCUMENT_COLUMNS.contains(&path.as_str());
+        assert_eq!(c.statistics().is_some(), pruned_on, "{path}");
     }
-    // Columns unique per row are plain; repeated strings keep their dictionary.
-    for path in trailhouse_lake::writer::UNIQUE_COLUMNS {
+    for path in ["time", "api.operation", "actor.user.uid", "src_endpoint.ip"] {
+        assert!(chunk(rg.columns(), path).statistics().is_some(), "{path}");
+    }
+    for path in ["unmapped.key_value.value", "observables.list.element.value"] {
+        let c = chunk(rg.columns(), path);
+        assert!(c.column_descr().max_rep_level() > 0, "{path} is repeated");
+        assert!(c.statistics().is_none(), "{path}");
+    }
+    // Columns unique per row, and JSON documents, are plain; repeated strings keep
+    // their dictionary.
+    let writer = trailhouse_lake::writer::UNIQUE_COLUMNS
+        .iter()
+        .chain(&trailhouse_lake::writer::DOCUMENT_COLUMNS);
+    for path in writer {
         assert!(
             chunk(rg.columns(), path).dictionary_page_offset().is_none(),
             "{path}"
@@ -337,14 +352,20 @@ fn keep_file_columns(b: &RecordBatch) -> Vec<usize> {
 }
 
 fn large_record(id: usize) -> String {
-    // A distinct 10 KB request each: 250 of them make one column of about 2.5 MB.
+    // A distinct 10 KB request and error message each: 250 of them make two columns
+    // of about 2.5 MB, a JSON document and a text.
     let blob: String = (0..1000)
         .map(|j| format!("{:09},", id * 1000 + j))
         .collect();
-    record(&format!("id{id:05}"), "2024-01-02T00:00:07Z").replace(
-        r#""requestParameters":{"x":1}"#,
-        &format!(r#""requestParameters":{{"blob":"{blob}"}}"#),
-    )
+    record(&format!("id{id:05}"), "2024-01-02T00:00:07Z")
+        .replace(
+            r#""requestParameters":{"x":1}"#,
+            &format!(r#""requestParameters":{{"blob":"{blob}"}}"#),
+        )
+        .replace(
+            r#""requestID":"r""#,
+            &format!(r#""requestID":"r","errorMessage":"{blob}""#),
+        )
 }
 
 #[test]
@@ -365,15 +386,25 @@ fn the_page_index_is_written_only_for_chunks_of_several_pages() {
             .is_some_and(|s| s.null_count_opt() == Some(0))
     );
 
-    // One column of ~2.5 MB spans pages and keeps its index; the others need none,
-    // but the offset index is written for all columns of a file that has one.
+    // A text column of ~2.5 MB spans pages and keeps its column index (page
+    // statistics); the others need none, but the offset index is written for all
+    // columns of a file that has one. A JSON document column of the same size spans
+    // pages too, without statistics at any level.
     let large: Vec<String> = (0..250).map(large_record).collect();
     let out = encode(&[batch(&large)]);
     let chunks = chunks(&out.files[0].bytes);
+    let message = chunk(&chunks, "api.response.message");
+    assert!(message.column_index_offset().is_some());
+    assert!(message.offset_index_offset().is_some());
     let data = chunk(&chunks, "api.request.data");
-    assert!(data.column_index_offset().is_some());
+    assert!(data.column_index_offset().is_none());
+    assert!(data.statistics().is_none());
     assert!(data.offset_index_offset().is_some());
     assert!(chunk(&chunks, "class_name").column_index_offset().is_none());
+    assert!(chunk(&chunks, "class_name").statistics().is_some());
+    // A single-page column inside a map gets no chunk statistics either.
+    let unmapped = chunk(&chunks, "unmapped.key_value.value");
+    assert!(unmapped.num_values() > 0 && unmapped.statistics().is_none());
     let reader = SerializedFileReader::new_with_options(
         bytes::Bytes::from(out.files[0].bytes.clone()),
         parquet::file::serialized_reader::ReadOptionsBuilder::new()
@@ -381,14 +412,12 @@ fn the_page_index_is_written_only_for_chunks_of_several_pages() {
             .build(),
     )
     .unwrap();
-    let col = chunks
-        .iter()
-        .position(|c| c.column_path().string() == "api.request.data")
-        .unwrap();
-    let pages = &reader.metadata().offset_index().unwrap()[0][col];
-    assert!(
-        pages.page_locations().len() > 1,
-        "{}",
-        pages.page_locations().len()
-    );
+    for path in ["api.response.message", "api.request.data"] {
+        let col = chunks
+            .iter()
+            .position(|c| c.column_path().string() == path)
+            .unwrap();
+        let pages = &reader.metadata().offset_index().unwrap()[0][col];
+        assert!(pages.page_locations().len() > 1, "{path}: {pages:?}");
+    }
 }
