@@ -189,10 +189,10 @@ fn parquet_types_match_security_lake() {
     }
     // Columns unique per row, and JSON documents, are plain; repeated strings keep
     // their dictionary.
-    let writer = trailhouse_lake::writer::UNIQUE_COLUMNS
+    let plain = trailhouse_lake::writer::UNIQUE_COLUMNS
         .iter()
         .chain(&trailhouse_lake::writer::DOCUMENT_COLUMNS);
-    for path in writer {
+    for path in plain {
         assert!(
             chunk(rg.columns(), path).dictionary_page_offset().is_none(),
             "{path}"

@@ -1440,19 +1440,21 @@ mod tests {
         };
         let (mut borrowed, mut owned) = (0, 0);
         for round in 0..200_000 {
-            let len = if round % 100 == 0 {
-                400
-            } else {
-                (next() % 24) as usize
-            };
-            // Mostly letters and quotes, so that long stretches between spaces occur.
+            // Mostly short texts of any mix. Every 100th is long, of letters and
+            // quotes with a space or a backslash now and then and no tab or line
+            // break (which would settle it at once), so that stretches of 64 bytes
+            // and more (the quote count's block path) decide whether a space is
+            // inside a string.
+            let long = round % 100 == 0;
+            let len = if long { 600 } else { (next() % 24) as usize };
             let text: String = (0..len)
                 .map(|_| {
                     let r = next();
-                    if r % 3 == 0 {
-                        "a"
-                    } else {
-                        ALPHABET[(r >> 8) as usize % ALPHABET.len()]
+                    let pick = (r >> 8) as usize;
+                    match (long, r % 40) {
+                        (true, 0) => [" ", "\\"][pick % 2],
+                        (true, _) => ["a", "\""][pick % 2],
+                        (false, _) => ALPHABET[pick % ALPHABET.len()],
                     }
                 })
                 .collect();
