@@ -133,10 +133,10 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, Parque
         b = b.set_column_statistics_enabled(path(p), EnabledStatistics::None);
     }
     // Leaves inside lists and maps (`unmapped`, `observables`, `resources`,
-    // `metadata.profiles`) get no statistics either: the min and max of all
-    // elements of a chunk prune no query that engines push down (none of Athena,
-    // Trino, Spark or DuckDB prunes on repeated fields), and they cost a comparison
-    // per element plus footer bytes in every file.
+    // `metadata.profiles`) get no statistics either: engines prune row groups on
+    // top-level and struct fields (parquet-mr, under Spark, refuses predicates on
+    // repeated columns), and the min and max of all elements of a chunk cost a
+    // comparison per element plus footer bytes in every file.
     for leaf in leaf_columns().iter().filter(|l| l.repeated) {
         b = b.set_column_statistics_enabled(leaf.path.clone(), EnabledStatistics::None);
     }
