@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use flate2::bufread::MultiGzDecoder;
 
-use crate::record::{ParseError, Record};
+use crate::record::{ParseError, PrefixError, Record};
 
 /// Why a log file could not be read to its end.
 ///
@@ -169,10 +169,11 @@ impl<R: Read> LogReader<R> {
     ///
     /// Same records, bytes and errors as [`next_record`](Self::next_record) followed
     /// by [`Record::parse`], in one pass over the bytes instead of two: the record is
-    /// parsed where it lies in the buffer, and the parser's end is the record's end.
-    /// Only when that fails (a record not valid JSON, or not wholly read in after one
-    /// more refill) does the reader find the record's extent as `next_record` does and
-    /// parse the extent, so errors read the same.
+    /// parsed where it lies in the buffer ([`Record::parse_prefix`]), and the parser's
+    /// end is the record's end. Only when that fails (a record not valid JSON, one the
+    /// fast scan leaves to serde_json, or one not wholly read in after one more refill)
+    /// does the reader find the record's extent as `next_record` does and parse the
+    /// extent with `Record::parse`, so errors read the same.
     pub fn next_record_with<T>(
         &mut self,
         f: impl FnOnce(&[u8], Result<Record<'_>, ParseError>) -> T,
@@ -188,17 +189,15 @@ impl<R: Read> LogReader<R> {
                 break;
             }
             let start = self.pos;
-            let mut stream = serde_json::Deserializer::from_slice(&self.buf[start..self.len])
-                .into_iter::<Record>();
-            match stream.next() {
-                Some(Ok(rec)) => {
-                    let end = start + stream.byte_offset();
+            match Record::parse_prefix(&self.buf[start..self.len]) {
+                Ok((rec, len)) => {
+                    let end = start + len;
                     let out = f(&self.buf[start..end], Ok(rec));
                     self.end_record(end);
                     return Ok(Some(out));
                 }
-                Some(Err(e)) if e.is_eof() => continue,
-                _ => break,
+                Err(PrefixError::Incomplete) => continue,
+                Err(PrefixError::Other) => break,
             }
         }
         let (start, end) = self.scan_value()?;

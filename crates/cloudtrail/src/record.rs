@@ -8,6 +8,8 @@ use std::fmt;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::scan;
+
 /// Top-level CloudTrail fields with a slot of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -121,24 +123,66 @@ const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "managementEvent",
 ];
 
+/// One JSON value's text, borrowed from the input: valid JSON, without the
+/// whitespace around it. What [`serde_json::value::RawValue`] is, as a `Copy` handle
+/// that the record scanner can make without serde.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// Only for text that a JSON parser (the scanner or serde_json) took as one value.
+    pub(crate) fn new(json: &'a str) -> Self {
+        RawJson(json)
+    }
+
+    /// The value's JSON text.
+    #[inline]
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'a> From<&'a RawValue> for RawJson<'a> {
+    fn from(raw: &'a RawValue) -> Self {
+        RawJson(raw.get())
+    }
+}
+
+impl fmt::Debug for RawJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RawJson")
+            .field(&format_args!("{}", self.0))
+            .finish()
+    }
+}
+
 /// A JSON object as an ordered list of borrowed `(key, raw value)` pairs.
 #[derive(Debug, Default)]
 pub struct RawObject<'a> {
     /// The members, in input order (duplicates kept as they appear).
-    pub members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub members: Vec<(Cow<'a, str>, RawJson<'a>)>,
 }
 
 impl<'a> RawObject<'a> {
     /// Parses `raw` as an object; `None` if it is anything else (null, array, …).
-    pub fn parse(raw: &'a RawValue) -> Option<RawObject<'a>> {
-        if !raw.get().starts_with('{') {
+    pub fn parse(raw: RawJson<'a>) -> Option<RawObject<'a>> {
+        let json = raw.get();
+        if !json.starts_with('{') {
             return None;
         }
-        serde_json::from_str::<RawObject<'a>>(raw.get()).ok()
+        let input = scan::Input {
+            bytes: json.as_bytes(),
+            text: Some(json),
+        };
+        match scan::object(input, 8, usize::MAX) {
+            Ok((members, end)) if end == json.len() => Some(RawObject { members }),
+            // Escaped keys and deep nesting: serde_json's reading.
+            _ => serde_json::from_str::<RawObject<'a>>(json).ok(),
+        }
     }
 
     /// The last member named `key` (JSON's usual "last duplicate wins").
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<RawJson<'a>> {
         self.members
             .iter()
             .rev()
@@ -188,10 +232,10 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedStr<'a> {
 fn members<'de: 'a, 'a, D: Deserializer<'de>>(
     d: D,
     capacity: usize,
-) -> Result<Vec<(Cow<'a, str>, &'a RawValue)>, D::Error> {
+) -> Result<scan::Members<'a>, D::Error> {
     struct V<'a>(usize, std::marker::PhantomData<&'a ()>);
     impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-        type Value = Vec<(Cow<'a, str>, &'a RawValue)>;
+        type Value = scan::Members<'a>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a JSON object")
         }
@@ -199,7 +243,7 @@ fn members<'de: 'a, 'a, D: Deserializer<'de>>(
             let mut members = Vec::with_capacity(map.size_hint().unwrap_or(self.0));
             while let Some(BorrowedStr(k)) = map.next_key()? {
                 let v: &'de RawValue = map.next_value()?;
-                members.push((k, v));
+                members.push((k, v.into()));
             }
             Ok(members)
         }
@@ -215,30 +259,28 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
     }
 }
 
-/// A record is any JSON object; CloudTrail records have 15 to 25 top-level fields.
+/// CloudTrail records have 15 to 25 top-level fields.
+const RECORD_CAPACITY: usize = 32;
+
+/// A record is any JSON object. serde_json reads it when the scanner leaves it
+/// ([`Record::parse`], [`Record::parse_prefix`]).
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Record<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let members = members(d, 32)?;
+        let members = members(d, RECORD_CAPACITY)?;
         if members.len() >= NONE as usize {
             return Err(serde::de::Error::custom(format_args!(
                 "record has {} fields",
                 members.len()
             )));
         }
-        let mut slots = [NONE; FIELD_COUNT];
-        for (i, (k, _)) in members.iter().enumerate() {
-            if let Some(f) = Field::from_name(k) {
-                slots[f as usize] = i as u16;
-            }
-        }
-        Ok(Record { members, slots })
+        Ok(Record::from_members(members))
     }
 }
 
 /// One CloudTrail record: all its fields, borrowed, in input order.
 #[derive(Debug)]
 pub struct Record<'a> {
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    members: scan::Members<'a>,
     slots: [u16; FIELD_COUNT],
 }
 
@@ -247,12 +289,45 @@ pub struct Record<'a> {
 #[error("{0}")]
 pub struct ParseError(String);
 
+/// Why [`Record::parse_prefix`] found no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixError {
+    /// The bytes end inside the record: it may go on in bytes not yet read.
+    Incomplete,
+    /// Not a record as far as the fast scan goes; [`Record::parse`] of the record's
+    /// extent says why (or reads it: the scan leaves some rare valid JSON, such as
+    /// escaped keys, to serde_json).
+    Other,
+}
+
 impl<'a> Record<'a> {
-    /// Parses one record (a JSON object). Field types are not checked here.
+    fn from_members(members: scan::Members<'a>) -> Self {
+        let mut slots = [NONE; FIELD_COUNT];
+        for (i, (k, _)) in members.iter().enumerate() {
+            if let Some(f) = Field::from_name(k) {
+                slots[f as usize] = i as u16;
+            }
+        }
+        Record { members, slots }
+    }
+
+    /// Parses one record (a JSON object, with only whitespace around it). Field types
+    /// are not checked here.
     pub fn parse(bytes: &'a [u8]) -> Result<Record<'a>, ParseError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             return Err(ParseError("record is not a JSON object".into()));
+        }
+        // JSON's whitespace, which has no form feed.
+        let json_ws = |b: &u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+        let start = bytes
+            .iter()
+            .position(|b| !json_ws(b))
+            .unwrap_or(bytes.len());
+        if let Ok((rec, end)) = Record::parse_prefix(&bytes[start..])
+            && bytes[start + end..].iter().all(json_ws)
+        {
+            return Ok(rec);
         }
         serde_json::from_slice(bytes).map_err(|e| match e.classify() {
             // The JSON is fine; the record has more members than a slot index holds.
@@ -261,9 +336,72 @@ impl<'a> Record<'a> {
         })
     }
 
+    /// Parses the record that starts at `bytes[0]` and returns it with the offset just
+    /// past it; what follows it is not looked at. The fast path of reading records in
+    /// place: it takes what [`parse`](Self::parse) takes of the record's extent, the
+    /// same way, except what it leaves to `parse` ([`PrefixError::Other`]).
+    pub fn parse_prefix(bytes: &'a [u8]) -> Result<(Record<'a>, usize), PrefixError> {
+        let input = scan::Input { bytes, text: None };
+        match scan::object(input, RECORD_CAPACITY, NONE as usize - 1) {
+            Ok((members, end)) => Ok((Record::from_members(members), end)),
+            Err(scan::Stop::Eof) => Err(PrefixError::Incomplete),
+            Err(scan::Stop::Other) => Err(PrefixError::Other),
+        }
+    }
+
+    /// Holds the scanner of [`parse_prefix`](Self::parse_prefix) to serde_json on
+    /// `data` and panics where they disagree: a record the scan takes must be the
+    /// record serde_json reads there (same members, same end), bytes it calls
+    /// incomplete must be no record for serde_json either, and reading the same bytes
+    /// as a `str` (as [`RawObject::parse`] does) must not change the outcome. Returns
+    /// whether the scan took a record. For tests and the fuzz targets.
+    #[doc(hidden)]
+    pub fn check_scan_against_serde(data: &'a [u8]) -> bool {
+        let fast = Record::parse_prefix(data);
+        let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<Record>();
+        let slow = stream.next();
+        let shown = || String::from_utf8_lossy(data);
+        match &fast {
+            Ok((rec, end)) => {
+                let Some(Ok(slow)) = slow else {
+                    panic!(
+                        "the scan took what serde_json refuses ({slow:?}): {}",
+                        shown()
+                    );
+                };
+                assert_eq!(*end, stream.byte_offset(), "end of {}", shown());
+                assert_eq!(rec.members, slow.members, "members of {}", shown());
+            }
+            Err(PrefixError::Incomplete) => {
+                assert!(
+                    !matches!(slow, Some(Ok(_))),
+                    "the scan wants more of a whole record: {}",
+                    shown()
+                );
+            }
+            Err(PrefixError::Other) => {}
+        }
+        if let Ok(text) = std::str::from_utf8(data) {
+            let input = scan::Input {
+                bytes: data,
+                text: Some(text),
+            };
+            let as_text = scan::object(input, 0, NONE as usize - 1);
+            match (&fast, as_text) {
+                (Ok((rec, end)), Ok((members, end2))) => {
+                    assert!(*end == end2 && rec.members == members, "{}", shown());
+                }
+                (Err(PrefixError::Incomplete), Err(scan::Stop::Eof))
+                | (Err(PrefixError::Other), Err(scan::Stop::Other)) => {}
+                (fast, text) => panic!("bytes {fast:?}, text {text:?}: {}", shown()),
+            }
+        }
+        fast.is_ok()
+    }
+
     /// The raw value of a slotted field, if present (JSON `null` included).
     #[inline]
-    pub fn raw(&self, f: Field) -> Option<&'a RawValue> {
+    pub fn raw(&self, f: Field) -> Option<RawJson<'a>> {
         match self.slots[f as usize] {
             NONE => None,
             i => Some(self.members[i as usize].1),
@@ -283,7 +421,7 @@ impl<'a> Record<'a> {
 
     /// Every member in input order, with the slot it fills (if any). Duplicate keys
     /// that lost to a later duplicate report no slot.
-    pub fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue, Option<Field>)> + '_ {
+    pub fn members(&self) -> impl Iterator<Item = (&str, RawJson<'a>, Option<Field>)> + '_ {
         self.members.iter().enumerate().map(|(i, (k, v))| {
             let slot = Field::from_name(k).filter(|f| self.slots[*f as usize] as usize == i);
             (k.as_ref(), *v, slot)
@@ -291,7 +429,7 @@ impl<'a> Record<'a> {
     }
 
     /// A member that has no slot, by name (last duplicate wins).
-    pub fn other(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn other(&self, key: &str) -> Option<RawJson<'a>> {
         self.members
             .iter()
             .rev()
@@ -303,7 +441,7 @@ impl<'a> Record<'a> {
 /// A JSON value as text: strings unescaped (borrowed when they have no escapes),
 /// numbers and booleans as written, objects and arrays as their JSON text; `None` for
 /// `null`. This is how odd types in string fields are kept rather than rejected.
-pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn text(raw: RawJson<'_>) -> Option<Cow<'_, str>> {
     let s = raw.get();
     match s.as_bytes().first()? {
         b'"' => {
@@ -325,7 +463,7 @@ pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
 /// A JSON value as a boolean: `true`/`false`, or the strings `"true"`/`"false"` in any
 /// case (CloudTrail writes `mfaAuthenticated` and `sessionCredentialFromConsole` as
 /// strings).
-pub fn as_bool(raw: &RawValue) -> Option<bool> {
+pub fn as_bool(raw: RawJson<'_>) -> Option<bool> {
     match raw.get() {
         "true" => Some(true),
         "false" => Some(false),
@@ -338,7 +476,7 @@ pub fn as_bool(raw: &RawValue) -> Option<bool> {
 }
 
 /// Whether a raw value is `null`, `{}` or `[]` (with any inner whitespace).
-pub fn is_empty_value(raw: &RawValue) -> bool {
+pub fn is_empty_value(raw: RawJson<'_>) -> bool {
     let s = raw.get();
     if s == "null" {
         return true;
@@ -446,14 +584,14 @@ mod tests {
         // lone surrogate escape in a raw value but not in a String, and `text` returned
         // None, i.e. "null": an awsRegion so written fell back to the object key's
         // region, an errorCode so written made a failed call a Success.
-        let v = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
-        assert_eq!(text(&v(r#""\ude00""#)).as_deref(), Some(r"\ude00"));
+        let v = |s: &'static str| RawJson::from(serde_json::from_str::<&RawValue>(s).unwrap());
+        assert_eq!(text(v(r#""\ude00""#)).as_deref(), Some(r"\ude00"));
         assert_eq!(
-            text(&v(r#""us-east-1\ud800""#)).as_deref(),
+            text(v(r#""us-east-1\ud800""#)).as_deref(),
             Some(r"us-east-1\ud800")
         );
-        assert_eq!(text(&v(r#""\ud83d\ude00""#)).as_deref(), Some("\u{1F600}"));
-        assert_eq!(text(&v("null")), None);
+        assert_eq!(text(v(r#""\ud83d\ude00""#)).as_deref(), Some("\u{1F600}"));
+        assert_eq!(text(v("null")), None);
         let r = Record::parse(br#"{"awsRegion":"\ud800","errorCode":"x\udfff"}"#).unwrap();
         assert_eq!(r.text(Field::AwsRegion).as_deref(), Some(r"\ud800"));
         assert!(r.text(Field::ErrorCode).is_some());
@@ -461,17 +599,17 @@ mod tests {
 
     #[test]
     fn bools_and_empties() {
-        let v = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
-        assert_eq!(as_bool(&v("true")), Some(true));
-        assert_eq!(as_bool(&v("\"False\"")), Some(false));
-        assert_eq!(as_bool(&v("\"yes\"")), None);
-        assert!(is_empty_value(&v("{ }")));
-        assert!(is_empty_value(&v("[]")));
-        assert!(is_empty_value(&v("null")));
-        assert!(!is_empty_value(&v("{\"a\":1}")));
+        let v = |s: &'static str| RawJson::from(serde_json::from_str::<&RawValue>(s).unwrap());
+        assert_eq!(as_bool(v("true")), Some(true));
+        assert_eq!(as_bool(v("\"False\"")), Some(false));
+        assert_eq!(as_bool(v("\"yes\"")), None);
+        assert!(is_empty_value(v("{ }")));
+        assert!(is_empty_value(v("[]")));
+        assert!(is_empty_value(v("null")));
+        assert!(!is_empty_value(v("{\"a\":1}")));
         let nested = v(r#"{"a":"x","b":{"c":"\"q\""}}"#);
-        let o = RawObject::parse(&nested).unwrap();
+        let o = RawObject::parse(nested).unwrap();
         assert_eq!(o.object("b").unwrap().text("c").unwrap(), "\"q\"");
-        assert!(RawObject::parse(&v("[1]")).is_none());
+        assert!(RawObject::parse(v("[1]")).is_none());
     }
 }

@@ -16,7 +16,7 @@ use arrow_array::{
 use arrow_buffer::{NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields};
 use serde_json::value::RawValue;
-use trailhouse_cloudtrail::record::{RawObject, as_bool, is_empty_value};
+use trailhouse_cloudtrail::record::{RawJson, RawObject, as_bool, is_empty_value};
 use trailhouse_cloudtrail::time::parse_rfc3339_ms;
 use trailhouse_cloudtrail::{Field, ParseError, Record, is_valid_account, is_valid_region};
 
@@ -902,7 +902,7 @@ impl OcsfBuilder {
     /// their other members, and elements without an ARN, go to `unmapped`.
     fn resources<'a>(
         &mut self,
-        raw: &'a RawValue,
+        raw: RawJson<'a>,
         out: &mut Vec<Resource<'a>>,
     ) -> Result<(), MapError> {
         let unflat =
@@ -910,7 +910,7 @@ impl OcsfBuilder {
         let Ok(items) = serde_json::from_str::<Vec<&'a RawValue>>(raw.get()) else {
             return self.unmapped.flatten("resources", raw, &[]).map_err(unflat);
         };
-        for item in items {
+        for item in items.into_iter().map(RawJson::from) {
             let Some(obj) = RawObject::parse(item) else {
                 self.unmapped
                     .flatten("resources[]", item, &[])

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
-use trailhouse_cloudtrail::record::BorrowedStr;
+use trailhouse_cloudtrail::record::{BorrowedStr, RawJson};
 
 /// Rows with more distinct keys than this look keys up through an index rather
 /// than by scanning (real records have a handful; hostile ones may have 100,000s).
@@ -113,7 +112,7 @@ impl Unmapped {
     pub fn flatten(
         &mut self,
         prefix: &str,
-        raw: &RawValue,
+        raw: RawJson<'_>,
         skip: &[&str],
     ) -> Result<(), serde_json::Error> {
         self.path.clear();
@@ -227,9 +226,9 @@ mod tests {
     use super::*;
 
     fn flat(prefix: &str, json: &str, skip: &[&str]) -> Vec<(String, String)> {
-        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(json).unwrap();
         let mut u = Unmapped::default();
-        u.flatten(prefix, &raw, skip).unwrap();
+        u.flatten(prefix, RawJson::from(&*raw), skip).unwrap();
         u.entries()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
@@ -306,8 +305,9 @@ mod tests {
     #[test]
     fn rows_reuse_buffers_and_merge_duplicates() {
         let mut u = Unmapped::default();
-        let raw: Box<RawValue> = serde_json::from_str(r#"{"k":"1","k":"2"}"#).unwrap();
-        u.flatten("d", &raw, &[]).unwrap();
+        let raw: Box<serde_json::value::RawValue> =
+            serde_json::from_str(r#"{"k":"1","k":"2"}"#).unwrap();
+        u.flatten("d", RawJson::from(&*raw), &[]).unwrap();
         assert_eq!(u.get("d.k"), Some("1,2"));
         u.clear();
         assert!(u.is_empty());
@@ -354,10 +354,10 @@ mod tests {
             json.push_str(&format!("\"k{i}\":{i}"));
         }
         json.push('}');
-        let raw: Box<RawValue> = serde_json::from_str(&json).unwrap();
+        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(&json).unwrap();
         let mut u = Unmapped::default();
         let t = std::time::Instant::now();
-        u.flatten("x", &raw, &[]).unwrap();
+        u.flatten("x", RawJson::from(&*raw), &[]).unwrap();
         assert_eq!(u.len(), n);
         // 1.2 MB of JSON: linear work takes milliseconds.
         assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
@@ -372,7 +372,11 @@ mod tests {
         );
         // serde_json accepts this as a raw value; walking it must fail cleanly.
         let deeper = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
-        let raw: Box<RawValue> = serde_json::from_str(&deeper).unwrap();
-        assert!(Unmapped::default().flatten("d", &raw, &[]).is_err());
+        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(&deeper).unwrap();
+        assert!(
+            Unmapped::default()
+                .flatten("d", RawJson::from(&*raw), &[])
+                .is_err()
+        );
     }
 }
