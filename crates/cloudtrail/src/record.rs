@@ -261,6 +261,8 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
 
 /// CloudTrail records have 15 to 25 top-level fields.
 const RECORD_CAPACITY: usize = 32;
+/// The most members a record may have: each needs a slot index below [`NONE`].
+const MAX_MEMBERS: usize = NONE as usize - 1;
 
 /// A record is any JSON object. serde_json reads it when the scanner leaves it
 /// ([`Record::parse`], [`Record::parse_prefix`]).
@@ -342,7 +344,7 @@ impl<'a> Record<'a> {
     /// same way, except what it leaves to `parse` ([`PrefixError::Other`]).
     pub fn parse_prefix(bytes: &'a [u8]) -> Result<(Record<'a>, usize), PrefixError> {
         let input = scan::Input { bytes, text: None };
-        match scan::object(input, RECORD_CAPACITY, NONE as usize - 1) {
+        match scan::object(input, RECORD_CAPACITY, MAX_MEMBERS) {
             Ok((members, end)) => Ok((Record::from_members(members), end)),
             Err(scan::Stop::Eof) => Err(PrefixError::Incomplete),
             Err(scan::Stop::Other) => Err(PrefixError::Other),
@@ -386,7 +388,7 @@ impl<'a> Record<'a> {
                 bytes: data,
                 text: Some(text),
             };
-            let as_text = scan::object(input, 0, NONE as usize - 1);
+            let as_text = scan::object(input, 0, MAX_MEMBERS);
             match (&fast, as_text) {
                 (Ok((rec, end)), Ok((members, end2))) => {
                     assert!(*end == end2 && rec.members == members, "{}", shown());

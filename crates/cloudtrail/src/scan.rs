@@ -384,6 +384,14 @@ mod tests {
         out
     }
 
+    /// The next number of a xorshift64 sequence (deterministic test inputs).
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
     /// Values with every rule of the grammar at work, valid and not.
     const VALUES: &[&str] = &[
         // valid
@@ -515,11 +523,8 @@ mod tests {
         for round in 0..20_000 {
             let mut chunk = [0u8; super::LANES];
             for c in &mut chunk {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
                 // Mostly plain bytes, so that many chunks have no special byte or one late.
-                let r = (state >> 32) as usize;
+                let r = (xorshift(&mut state) >> 32) as usize;
                 *c = if r.is_multiple_of(8) {
                     interesting[r / 8 % interesting.len()]
                 } else {
@@ -573,12 +578,7 @@ mod tests {
         }
         const BYTES: &[u8] = b"\"\\{}[],: \t\n0-.eE+u/tfn\x01\x7f\xc3\xff";
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = move |n: usize| (xorshift(&mut state) % n as u64) as usize;
         let (mut taken, mut refused) = (0, 0);
         for r in records.iter().take(200) {
             for _ in 0..100 {
