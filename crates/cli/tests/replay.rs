@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use arrow_array::{Array, Int32Array, Int64Array, StringArray, StructArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
-use trailhouse_corpus::{CorpusSpec, Manifest, generate};
+use trailhouse_corpus::{CorpusSpec, Manifest, generate, records};
 
 fn trailhouse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trailhouse"))
@@ -459,4 +459,81 @@ fn one_large_object_streams_in_bounded_memory() {
         peak >> 20,
         m.uncompressed_bytes / 1_000_000
     );
+}
+
+#[test]
+fn a_mix_over_more_partitions_than_memory_holds_is_spilled_not_cut_into_tiny_files() {
+    // Every record of a corpus in one log file, visiting its partitions in turn. No
+    // trail writes such a file (one file is one account and region), but a merge or an
+    // export of trails can; memory then holds a few rows per partition at a time.
+    let spec = CorpusSpec {
+        seed: 5,
+        accounts: 6,
+        days: 3,
+        files: 40,
+        records_per_file: 60,
+        ..CorpusSpec::default()
+    };
+    let mut queues: BTreeMap<String, std::collections::VecDeque<String>> = BTreeMap::new();
+    for r in records(&spec) {
+        queues
+            .entry(r.expect.to_string())
+            .or_default()
+            .push_back(r.json);
+    }
+    let mut mixed = Vec::new();
+    while queues.values().any(|q| !q.is_empty()) {
+        mixed.extend(queues.values_mut().filter_map(|q| q.pop_front()));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("trail");
+    let dir = input.join("AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/09");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("111122223333_CloudTrail_us-east-1_20240309T0000Z_mixmixmixmixmixm.json"),
+        format!("{{\"Records\":[{}]}}", mixed.join(",")),
+    )
+    .unwrap();
+
+    // Room for everything: one file per partition, nothing spilled. (Records without
+    // a recipientAccountId take the account of the object key, so the partitions are
+    // the lake's, not the generator's.)
+    let roomy_lake = tmp.path().join("roomy");
+    let roomy = replay(&input, &roomy_lake, &[]);
+    let a = read_lake(&roomy_lake);
+    let partitions = a.rows_by_partition.len();
+    assert!(
+        partitions >= 60 && mixed.len() >= 2000,
+        "{partitions} partitions"
+    );
+    assert_eq!(roomy["spill_bytes_written"], 0);
+    assert_eq!(roomy["files_written"], partitions as u64);
+    // 8 MiB for ~190 partitions, whose rows come as batches of a row or two (~30 KB
+    // of Arrow memory each): small partitions are pushed out all the time. They are
+    // spilled below 8 MiB / 32 = 256 KiB of Arrow data, more than any partition of this
+    // corpus holds (at most ~40 rows of ~3 KB), so they come back at the end.
+    let tight_lake = tmp.path().join("tight");
+    let tight = replay(
+        &input,
+        &tight_lake,
+        &["--max-buffer-bytes", "8MiB", "--flush-bytes", "6MiB"],
+    );
+    assert!(tight["spill_bytes_written"].as_u64().unwrap() > 0);
+    assert_eq!(tight["files_written"], partitions as u64);
+    for k in ["records_read", "duplicates_dropped", "rows_written"] {
+        assert_eq!(tight[k], roomy[k], "{k}");
+    }
+    let b = read_lake(&tight_lake);
+    assert_eq!(a.rows_by_partition, b.rows_by_partition);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(a.event_ids), sorted(b.event_ids));
+    // Nothing of the spill is left in the lake.
+    let left: Vec<PathBuf> = files(&tight_lake)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("spill"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

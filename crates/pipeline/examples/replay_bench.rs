@@ -8,7 +8,9 @@
 //! Generates the benchmark corpus of `bench/e2e.py` into CORPUS when it does not exist,
 //! reads its first FILES log files (all when absent; e.g. 10 for a callgrind slice),
 //! and prints the floor's and the replay's speed and their ratio. REPLAY_BENCH_ONLY=replay
-//! skips the floor; REPLAY_BENCH_KEEP keeps the lake.
+//! skips the floor; REPLAY_BENCH_KEEP keeps the lake; REPLAY_BENCH_THREADS sets the
+//! replay's threads (1 by default); REPLAY_BENCH_CORPUS="SEED ACCOUNTS DAYS FILES
+//! RECORDS_PER_FILE" generates another corpus (with large payloads) when CORPUS is missing.
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,7 +23,7 @@ fn main() {
     if !corpus.exists() {
         // The corpus of bench/e2e.py (`trailhouse generate --seed 21 --accounts 8
         // --days 3 --files 240 --records-per-file 1000 --large-payloads`).
-        let spec = trailhouse_corpus::CorpusSpec {
+        let mut spec = trailhouse_corpus::CorpusSpec {
             seed: 21,
             accounts: 8,
             days: 3,
@@ -30,6 +32,20 @@ fn main() {
             large_payloads: true,
             ..Default::default()
         };
+        if let Ok(v) = std::env::var("REPLAY_BENCH_CORPUS") {
+            let n: Vec<u64> = v
+                .split_whitespace()
+                .map(|x| x.parse().expect("REPLAY_BENCH_CORPUS: five numbers"))
+                .collect();
+            let [seed, accounts, days, files, records] = n[..] else {
+                panic!("REPLAY_BENCH_CORPUS: five numbers");
+            };
+            spec.seed = seed;
+            spec.accounts = accounts as usize;
+            spec.days = days as u32;
+            spec.files = files as usize;
+            spec.records_per_file = records as usize;
+        }
         trailhouse_corpus::generate(&spec, &corpus).expect("corpus generated");
     }
     let mut inputs: Vec<PathBuf> = discover(std::slice::from_ref(&corpus), None)
@@ -50,7 +66,7 @@ fn main() {
     }
     let lake = std::env::temp_dir().join(format!("replay-bench-lake-{}", std::process::id()));
     let mut opts = ReplayOptions {
-        threads: 1,
+        threads: std::env::var("REPLAY_BENCH_THREADS").map_or(1, |t| t.parse().expect("a number")),
         ..Default::default()
     };
     // REPLAY_BENCH_BUFFER_MIB: --max-buffer-bytes (flush at three quarters of it).
@@ -70,7 +86,8 @@ fn main() {
     let mb = s.bytes_uncompressed as f64 / 1e6;
     println!(
         "{} files, {:.1} MB JSON: floor {:.2} s ({:.1} MB/s), replay {:.2} s ({:.1} MB/s), \
-         replay/floor {:.2}x; {} rows, {} Parquet files, {:.3} MB out, peak RSS {} MiB",
+         replay/floor {:.2}x; {} rows, {} Parquet files, {:.3} MB out, {:.3} MB spilled, \
+         peak RSS {} MiB",
         inputs.len(),
         mb,
         floor_secs,
@@ -81,6 +98,7 @@ fn main() {
         s.rows_total(),
         s.files_written,
         s.bytes_written as f64 / 1e6,
+        s.spill_bytes_written as f64 / 1e6,
         s.peak_rss_bytes.unwrap_or(0) >> 20,
     );
 }

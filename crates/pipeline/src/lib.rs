@@ -6,6 +6,7 @@
 //! - [`replay`]: local folders into a local lake on all cores, deterministic, in
 //!   bounded memory, with a [`replay::Summary`].
 //! - [`quarantine`]: bad objects and records kept with their reasons.
+//! - [`spill`]: a replay's small partitions set aside on disk when memory is short.
 //! - [`convert`]: CloudTrail to OCSF JSON Lines.
 //! - [`floor`]: the same files only read and parsed, the benchmarks' baseline.
 //! - [`plan`] and [`s3_replay`]: replay of a trail bucket by day prefix, with a
@@ -25,6 +26,7 @@ pub mod process;
 pub mod quarantine;
 pub mod replay;
 pub mod s3_replay;
+pub mod spill;
 pub mod store;
 pub mod worker;
 

@@ -20,6 +20,7 @@ use trailhouse_lake::{
 
 use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, SkipReason};
 use crate::quarantine::{QUARANTINE_DIR, Quarantine, write_atomic};
+use crate::spill::Spill;
 
 /// Why a replay job failed as a whole (as opposed to bad input, which is quarantined).
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,12 @@ pub struct ReplayOptions {
     pub chunk_rows: usize,
 }
 
+/// A partition pushed out of memory with less than `max_buffer_bytes / SPILL_FRACTION`
+/// of rows (1.5 MiB of Arrow data by default; never more than `flush_bytes`) is spilled
+/// instead of written, and comes back once it holds that much, or at the end. Rows held
+/// in memory are unchanged: the spill only decides where small evicted partitions wait.
+pub const SPILL_FRACTION: usize = 32;
+
 impl Default for ReplayOptions {
     fn default() -> Self {
         ReplayOptions {
@@ -115,6 +122,10 @@ pub struct Summary {
     pub bytes_uncompressed: u64,
     /// Bytes of Parquet written.
     pub bytes_written: u64,
+    /// Bytes set aside in the spill file (zstd frames of Arrow IPC; see
+    /// [`crate::spill`]): rows of partitions that memory could not hold until they were
+    /// worth a file.
+    pub spill_bytes_written: u64,
     /// Wall time in seconds.
     pub elapsed_secs: f64,
     /// Records read per second.
@@ -470,6 +481,46 @@ fn aggregate(
             .send(job)
             .map_err(|_| ReplayError::Internal("encoder threads stopped".into()))
     };
+    // Waits for encoders until `room` more bytes fit beside what is in flight (or
+    // nothing is in flight).
+    let make_room = |room: usize, in_flight: &mut usize, summary: &mut Summary| {
+        while *in_flight > 0 && *in_flight + room > opts.flush.max_buffer_bytes {
+            let r = res_rx
+                .recv()
+                .map_err(|_| ReplayError::Internal("encoders stopped".into()))?;
+            account(r, in_flight, summary)?;
+        }
+        Ok::<(), ReplayError>(())
+    };
+    // Partitions pushed out of memory while small go to the spill, and come back once
+    // they are worth a file. (A partition flushed because it is full is never small.)
+    let mut spill = Spill::new(lake);
+    let spill_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReplayError::Lake { path, source }
+    };
+    let small = (opts.flush.max_buffer_bytes / SPILL_FRACTION).min(opts.flush.flush_bytes);
+    let route = |(key, pending): (PartitionKey, Pending),
+                 buffered: usize,
+                 spill: &mut Spill,
+                 in_flight: &mut usize,
+                 summary: &mut Summary|
+     -> Result<(), ReplayError> {
+        if pending.bytes >= small {
+            return send((key, pending), in_flight);
+        }
+        spill.put(&key, pending).map_err(spill_err(spill.path()))?;
+        let back = spill.bytes(&key);
+        if back >= small {
+            // Less than 2 × `small`: it fits beside the buffers, which an eviction
+            // left at three quarters of the bound at most.
+            make_room(buffered + back, in_flight, summary)?;
+            if let Some(p) = spill.take(&key).map_err(spill_err(spill.path()))? {
+                send((key, p), in_flight)?;
+            }
+        }
+        Ok(())
+    };
     for (i, obj) in objects.iter().enumerate() {
         let rx = &receivers[i % receivers.len()];
         loop {
@@ -480,18 +531,12 @@ fn aggregate(
                 Msg::Event(ObjectEvent::Rows(parts)) => {
                     for (key, batch) in parts {
                         for job in buffers.add(key, batch, 0) {
-                            send(job, &mut in_flight)?;
+                            let buffered = buffers.total_bytes();
+                            route(job, buffered, &mut spill, &mut in_flight, summary)?;
                         }
                     }
                     // Keep buffered + encoding data under the memory bound.
-                    while buffers.total_bytes() + in_flight > opts.flush.max_buffer_bytes
-                        && in_flight > 0
-                    {
-                        let r = res_rx
-                            .recv()
-                            .map_err(|_| ReplayError::Internal("encoders stopped".into()))?;
-                        account(r, &mut in_flight, summary)?;
-                    }
+                    make_room(buffers.total_bytes(), &mut in_flight, summary)?;
                 }
                 Msg::Event(ObjectEvent::BadRecord {
                     index,
@@ -542,9 +587,23 @@ fn aggregate(
         }
     }
     drop(receivers);
-    for job in buffers.drain() {
-        send(job, &mut in_flight)?;
+    for (key, pending) in buffers.drain() {
+        // Joins its spilled rows when small, so that what comes back stays under
+        // 2 × `small`; otherwise a file of its own.
+        if pending.bytes < small && spill.holds(&key) {
+            spill.put(&key, pending).map_err(spill_err(spill.path()))?;
+        } else {
+            send((key, pending), &mut in_flight)?;
+        }
     }
+    // Spilled partitions last, one at a time within the memory bound.
+    for key in spill.keys() {
+        make_room(spill.bytes(&key), &mut in_flight, summary)?;
+        if let Some(p) = spill.take(&key).map_err(spill_err(spill.path()))? {
+            send((key, p), &mut in_flight)?;
+        }
+    }
+    summary.spill_bytes_written = spill.bytes_written();
     drop(enc_tx);
     for r in res_rx {
         account(r, &mut in_flight, summary)?;
