@@ -4,8 +4,9 @@
 //! When a replay's input spreads over more partitions than its memory bound can hold
 //! (thousands of accounts × regions × days in one pass), the bound forces small
 //! partitions out long before they are full; written to the lake, they become files of
-//! a few rows each. Spilled instead, a partition's rows come back together, and are
-//! written as one file per partition (or per `flush_bytes`).
+//! a few rows each. Spilled instead, a partition's rows come back together once they
+//! are worth a file (the caller decides how much that is; `replay` uses 1/32 of its
+//! memory bound), or at the end, and are written as one file.
 //!
 //! One append-only file holds every partition's spilled rows: each [`Spill::put`] is one
 //! zstd frame (level 1, one reused context) of Arrow IPC record batch messages, which
