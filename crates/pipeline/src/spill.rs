@@ -207,14 +207,25 @@ impl Spill {
             .as_mut()
             .ok_or_else(|| io::Error::other("spill index without a spill file"))?;
         let mut batches = Vec::new();
+        // One frame buffer and one IPC buffer (schema message, then the frame's
+        // messages) for all of the partition's frames.
         let mut frame = Vec::new();
+        let mut ipc = open.head.clone();
+        let head = ipc.len();
         for f in spilled.frames {
             frame.resize(f.len, 0);
             open.reader.seek(SeekFrom::Start(f.at))?;
             open.reader.read_exact(&mut frame)?;
-            let mut ipc = open.head.clone();
-            ipc.extend_from_slice(&open.decompressor.decompress(&frame, f.raw_len)?);
-            for batch in StreamReader::try_new(Cursor::new(ipc), None).map_err(arrow_io)? {
+            ipc.resize(head + f.raw_len, 0);
+            let n = open
+                .decompressor
+                .decompress_to_buffer(&frame, &mut ipc[head..])?;
+            if n != f.raw_len {
+                return Err(io::Error::other(
+                    "spill: a frame decompressed to a wrong size",
+                ));
+            }
+            for batch in StreamReader::try_new(Cursor::new(&ipc[..]), None).map_err(arrow_io)? {
                 batches.push(batch.map_err(arrow_io)?);
             }
         }
