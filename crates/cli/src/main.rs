@@ -142,6 +142,11 @@ struct ReplayArgs {
     /// zstd level of the Parquet files.
     #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
     zstd_level: i32,
+    /// Local source: input bytes (compressed, as stored) of the consecutive files that
+    /// one thread maps together, carrying rows from file to file; smaller spreads a
+    /// small input over more threads, larger makes fewer, larger batches.
+    #[arg(long, value_parser = parse_size, default_value = "1MiB")]
+    group_bytes: usize,
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
@@ -948,6 +953,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
             zstd_level: args.zstd_level,
             ..WriteOptions::default()
         },
+        group_bytes: args.group_bytes as u64,
         ..defaults
     };
     let paths: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();

@@ -304,8 +304,16 @@ fn replay_is_deterministic_and_idempotent() {
     let lake1 = tmp.path().join("lake1");
     let lake2 = tmp.path().join("lake2");
     // Small flush bounds force several files per partition: the split points must
-    // not depend on thread timing either.
-    let small = ["--flush-bytes", "48KiB", "--max-buffer-bytes", "200KiB"];
+    // not depend on thread timing either. Small groups (the corpus is ~150 KB) give
+    // every thread some, each carrying rows from file to file.
+    let small = [
+        "--flush-bytes",
+        "48KiB",
+        "--max-buffer-bytes",
+        "200KiB",
+        "--group-bytes",
+        "16KiB",
+    ];
     let s1 = replay(
         &input,
         &lake1,

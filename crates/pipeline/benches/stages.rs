@@ -1,7 +1,7 @@
 //! The pipeline's stages around the mapper (`crates/ocsf/benches/mapper.rs`), on
 //! realistic generated records: gunzip + the streaming record reader (the floor's
 //! first half), one whole object through `ObjectProcessor` (gunzip, read, map,
-//! split by partition), and the Parquet encode of a partition (sort, dedup, zstd).
+//! split by partition), the same records as many small objects, and the Parquet encode of a partition (sort, dedup, zstd).
 
 use std::io::Write;
 
@@ -104,6 +104,35 @@ fn bench(c: &mut Criterion) {
             rows
         })
     });
+
+    // The same records as objects of 8 records each, as a quiet account's trail files
+    // hold: rows handed out per object (as the streaming workers need), and carried
+    // across objects (as replay does).
+    let small: Vec<Vec<u8>> = recs.chunks(8).map(|c| log_object(c).0).collect();
+    for carry in [false, true] {
+        let name = if carry {
+            "process_small_objects_carried"
+        } else {
+            "process_small_objects"
+        };
+        g.bench_function(name, |b| {
+            let mut processor = ObjectProcessor::with_chunk_rows(4096);
+            processor.carry_rows = carry;
+            b.iter(|| {
+                let mut rows = 0usize;
+                let mut sink = |ev: ObjectEvent| {
+                    if let ObjectEvent::Rows(batches) = ev {
+                        rows += batches.iter().map(|(_, b)| b.num_rows()).sum::<usize>();
+                    }
+                };
+                for object in &small {
+                    processor.process(KEY, std::io::Cursor::new(object.clone()), &mut sink);
+                }
+                processor.finish(&mut sink).expect("batches build");
+                rows
+            })
+        });
+    }
 
     // Every record as one partition's rows, in chunks as the workers build them.
     let mut builder = OcsfBuilder::new();

@@ -86,7 +86,7 @@ fn main() {
     let mb = s.bytes_uncompressed as f64 / 1e6;
     println!(
         "{} files, {:.1} MB JSON: floor {:.2} s ({:.1} MB/s), replay {:.2} s ({:.1} MB/s), \
-         replay/floor {:.2}x; {} rows, {} Parquet files, {:.3} MB out, {:.3} MB spilled, \
+         replay/floor {:.2}x; {} records, {} rows, {} duplicates, {} Parquet files, {:.3} MB out, {:.3} MB spilled, \
          peak RSS {} MiB",
         inputs.len(),
         mb,
@@ -95,7 +95,9 @@ fn main() {
         replay_secs,
         mb / replay_secs,
         replay_secs / floor_secs,
+        s.records_read,
         s.rows_total(),
+        s.duplicates_dropped,
         s.files_written,
         s.bytes_written as f64 / 1e6,
         s.spill_bytes_written as f64 / 1e6,

@@ -85,6 +85,18 @@ pub struct ObjectProcessor {
     pub chunk_bytes: usize,
     /// Largest record accepted.
     pub max_record_bytes: usize,
+    /// Whether rows may wait in the builders for the next objects: a chunk then ends
+    /// at its bounds or at [`finish`](Self::finish), not with each object, so that
+    /// many small objects (a quiet account's trail files hold a few records each) make
+    /// a few large batches rather than a few-row batch per partition per object, whose
+    /// fixed costs (a set of arrays to build, buffer, sort, write and free) would
+    /// outweigh its rows many times over. For a caller that does not need an object's
+    /// rows before its outcome (replay); the workers, which acknowledge an
+    /// object once its rows are written, keep it off.
+    pub carry_rows: bool,
+    /// Set when a batch could not be built while rows of earlier objects were
+    /// carried in it (see [`take_carried_failure`](Self::take_carried_failure)).
+    carried_failure: Option<String>,
 }
 
 impl Default for ObjectProcessor {
@@ -96,6 +108,8 @@ impl Default for ObjectProcessor {
             chunk_rows: 8192,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             max_record_bytes: trailhouse_cloudtrail::reader::DEFAULT_MAX_RECORD_BYTES,
+            carry_rows: false,
+            carried_failure: None,
         }
     }
 }
@@ -138,8 +152,12 @@ impl ObjectProcessor {
             }
         };
         let mut reader = reader.with_max_record_bytes(self.max_record_bytes);
-        self.keys.clear();
-        self.chunk_json = 0;
+        // Rows carried from earlier objects stay in their lanes, with their keys.
+        let mut carried = !self.builder.is_empty();
+        if !carried {
+            self.keys.clear();
+            self.chunk_json = 0;
+        }
         loop {
             let index = reader.records_read();
             let (builder, keys) = (&mut self.builder, &mut self.keys);
@@ -163,7 +181,13 @@ impl ObjectProcessor {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let flushed = self.flush_chunk(sink);
+                    // Rows read before the failure are handed out (or carried) as
+                    // usual: the object's outcome says how many.
+                    let flushed = if self.carry_rows {
+                        Ok(())
+                    } else {
+                        self.flush_chunk(sink, false)
+                    };
                     return ObjectOutcome::Failed {
                         reason: flushed.err().unwrap_or(e.to_string()),
                         records: reader.records_read(),
@@ -172,19 +196,23 @@ impl ObjectProcessor {
                 }
             };
             self.chunk_json += json;
-            if (self.builder.len() >= self.chunk_rows
+            if self.builder.len() >= self.chunk_rows
                 || self.chunk_json >= self.chunk_bytes
-                || self.keys.len() >= MAX_CHUNK_PARTITIONS)
-                && let Err(reason) = self.flush_chunk(sink)
+                || self.keys.len() >= MAX_CHUNK_PARTITIONS
             {
-                return ObjectOutcome::Failed {
-                    reason,
-                    records: reader.records_read(),
-                    bytes: reader.bytes_read(),
-                };
+                if let Err(reason) = self.flush_chunk(sink, carried) {
+                    return ObjectOutcome::Failed {
+                        reason,
+                        records: reader.records_read(),
+                        bytes: reader.bytes_read(),
+                    };
+                }
+                carried = false;
             }
         }
-        if let Err(reason) = self.flush_chunk(sink) {
+        if !self.carry_rows
+            && let Err(reason) = self.flush_chunk(sink, false)
+        {
             return ObjectOutcome::Failed {
                 reason,
                 records: reader.records_read(),
@@ -197,23 +225,59 @@ impl ObjectProcessor {
         }
     }
 
+    /// Hands out the rows carried from earlier objects (with
+    /// [`carry_rows`](Self::carry_rows)); nothing when there are none.
+    ///
+    /// # Errors
+    /// When a batch cannot be built, which would be a bug: the rows are lost, and
+    /// the caller must fail rather than report them written.
+    pub fn finish(&mut self, sink: &mut dyn FnMut(ObjectEvent)) -> Result<(), String> {
+        let flushed = self.flush_chunk(sink, true);
+        self.take_carried_failure().map_or(flushed, Err)
+    }
+
+    /// Why a batch holding rows of earlier objects could not be built, once: the
+    /// object being read was reported failed (and goes to quarantine whole), but the
+    /// earlier objects' rows in that batch are lost, so the caller must fail the job.
+    /// Only a bug makes a batch fail to build.
+    pub fn take_carried_failure(&mut self) -> Option<String> {
+        self.carried_failure.take()
+    }
+
     /// Hands out the rows built so far, split by partition. An error here means the
     /// arrays disagree with the schema: a bug, reported as the object's failure so
-    /// the object is quarantined rather than lost.
-    fn flush_chunk(&mut self, sink: &mut dyn FnMut(ObjectEvent)) -> Result<(), String> {
+    /// the object is quarantined rather than lost; if the chunk held rows of earlier
+    /// objects (`carried`), the failure is also kept for
+    /// [`take_carried_failure`](Self::take_carried_failure).
+    fn flush_chunk(
+        &mut self,
+        sink: &mut dyn FnMut(ObjectEvent),
+        carried: bool,
+    ) -> Result<(), String> {
         if self.builder.is_empty() {
             return Ok(());
         }
         let keys = std::mem::take(&mut self.keys);
+        self.chunk_json = 0;
         let mut out = Vec::with_capacity(keys.len());
         for (lane, key) in keys.into_iter().enumerate() {
-            let batch = self
-                .builder
-                .finish_lane(lane)
-                .map_err(|e| format!("internal error building the batch: {e}"))?;
-            out.push((key, batch));
+            let batch = match self.builder.finish_lane(lane) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    // No lane keeps rows whose key is gone.
+                    self.builder = OcsfBuilder::new();
+                    let reason = format!("internal error building the batch: {e}");
+                    if carried {
+                        self.carried_failure = Some(reason.clone());
+                    }
+                    return Err(reason);
+                }
+            };
+            // A lane can be empty: its key was chosen for a record that then failed.
+            if batch.num_rows() > 0 {
+                out.push((key, batch));
+            }
         }
-        self.chunk_json = 0;
         sink(ObjectEvent::Rows(out));
         Ok(())
     }
@@ -399,6 +463,79 @@ mod tests {
         seen.sort();
         expected.sort();
         assert_eq!(seen, expected);
+    }
+
+    /// A sink keeping (partition, rows) of each batch handed out.
+    fn into(batches: &mut Vec<(String, usize)>) -> impl FnMut(ObjectEvent) + '_ {
+        |ev| {
+            if let ObjectEvent::Rows(parts) = ev {
+                batches.extend(
+                    parts
+                        .into_iter()
+                        .map(|(k, b)| (k.to_string(), b.num_rows())),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn carried_rows_of_many_objects_make_one_batch_per_partition() {
+        // Ten objects of three records each, over two regions: without carrying, one
+        // batch per partition per object (20); with it, one per partition, after the
+        // last object, holding every row. A failed object's rows read before the
+        // failure are carried too, and its outcome still counts them.
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/f.json.gz";
+        let object = |i: usize| {
+            let recs: Vec<String> = (0..3)
+                .map(|j| rec(&format!("id{i}-{j}"), ["us-east-1", "eu-west-1"][j % 2], 1))
+                .collect();
+            gz(&format!(r#"{{"Records":[{}]}}"#, recs.join(",")))
+        };
+        for carry in [false, true] {
+            let mut p = ObjectProcessor::with_chunk_rows(1000);
+            p.carry_rows = carry;
+            let mut batches = Vec::new();
+            for i in 0..10 {
+                let outcome = p.process(key, Cursor::new(object(i)), &mut into(&mut batches));
+                assert!(matches!(
+                    outcome,
+                    ObjectOutcome::Complete { records: 3, .. }
+                ));
+            }
+            let cut = object(10);
+            let outcome = p.process(
+                key,
+                Cursor::new(cut[..cut.len() - 12].to_vec()),
+                &mut into(&mut batches),
+            );
+            let ObjectOutcome::Failed { records, .. } = outcome else {
+                panic!("a cut object fails: {outcome:?}");
+            };
+            if carry {
+                assert!(batches.is_empty(), "nothing handed out before finish");
+            }
+            p.finish(&mut into(&mut batches)).unwrap();
+            assert_eq!(p.take_carried_failure(), None);
+            let rows: usize = batches.iter().map(|(_, n)| n).sum();
+            assert_eq!(rows as u64, 30 + records);
+            if carry {
+                let mut keys: Vec<&str> = batches.iter().map(|(k, _)| k.as_str()).collect();
+                keys.sort();
+                assert_eq!(
+                    keys,
+                    [
+                        "CLOUD_TRAIL_MGMT/API Activity/eu-west-1/111122223333/20240101",
+                        "CLOUD_TRAIL_MGMT/API Activity/us-east-1/111122223333/20240101"
+                    ]
+                );
+            } else {
+                assert!(batches.len() >= 20, "{}", batches.len());
+            }
+            // Nothing is left to hand out.
+            batches.clear();
+            p.finish(&mut into(&mut batches)).unwrap();
+            assert!(batches.is_empty());
+        }
     }
 
     #[test]

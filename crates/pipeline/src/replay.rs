@@ -1,17 +1,20 @@
 //! Replay of local CloudTrail files into a local lake, on all cores, in bounded
 //! memory, with the same output for the same input.
 //!
-//! Objects are dealt round-robin to worker threads that map them in chunks; one
-//! aggregator applies the chunks strictly in object order (so flush points, and hence
-//! files, do not depend on thread timing) and hands full partitions to encoder
-//! threads. Every channel is bounded; buffered plus in-flight Arrow data is kept
-//! under the flush policy's `max_buffer_bytes`.
+//! Objects, in key order, are cut into groups of consecutive objects (about 1 MiB
+//! of input each), dealt round-robin to worker threads that map them in chunks, a
+//! chunk running on from one object to the next within a group; one aggregator
+//! applies the chunks strictly in group order (so flush points, and hence files,
+//! depend neither on thread timing nor on the number of threads) and hands full
+//! partitions to encoder threads. Every channel is bounded; buffered plus in-flight
+//! Arrow data is kept under the flush policy's `max_buffer_bytes`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use serde::Serialize;
 use trailhouse_lake::{
@@ -69,6 +72,9 @@ pub struct ReplayOptions {
     pub write: WriteOptions,
     /// Rows per mapped chunk.
     pub chunk_rows: usize,
+    /// Input bytes per group of consecutive objects that one thread maps, carrying
+    /// rows from object to object ([`GROUP_BYTES`] by default).
+    pub group_bytes: u64,
 }
 
 /// A partition pushed out of memory with less than `max_buffer_bytes / SPILL_FRACTION`
@@ -85,6 +91,7 @@ impl Default for ReplayOptions {
             flush: FlushPolicy::default(),
             write: WriteOptions::default(),
             chunk_rows: 4096,
+            group_bytes: GROUP_BYTES,
         }
     }
 }
@@ -196,6 +203,8 @@ pub struct LocalObject {
     pub key: String,
     /// Where it is.
     pub path: PathBuf,
+    /// Its size when listed, in bytes (0 if unknown).
+    pub bytes: u64,
 }
 
 /// Lists CloudTrail files (`*.json`, `*.json.gz`, `*.gz`) under the inputs,
@@ -216,6 +225,7 @@ pub fn discover(
             out.push(LocalObject {
                 key: input.to_string_lossy().replace('\\', "/"),
                 path: input.clone(),
+                bytes: meta.len(),
             });
             continue;
         }
@@ -248,9 +258,11 @@ pub fn discover(
                     {
                         // The path as reached from the input, so the AWSLogs/… layout
                         // is seen even when the input is a folder inside it.
+                        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
                         out.push(LocalObject {
                             key: path.to_string_lossy().replace('\\', "/"),
                             path,
+                            bytes,
                         });
                     }
                 }
@@ -268,6 +280,90 @@ enum Msg {
         outcome: ObjectOutcome,
         bytes_in: u64,
     },
+    /// Rows of objects already reported done could not be built (a bug): the
+    /// replay fails rather than count them written.
+    Lost(String),
+    /// The group's last rows have been sent.
+    GroupEnd,
+}
+
+/// Messages carrying rows or a bad record's bytes that a worker may have queued.
+const QUEUED_ROWS: usize = 1;
+
+/// Messages of any kind that a worker may have queued: outcomes of objects cost
+/// next to nothing, so a worker can run through the many small objects of its group
+/// while the aggregator is still on an earlier group.
+const QUEUED_MESSAGES: usize = 1024;
+
+impl Msg {
+    /// Whether the message holds rows or a record's bytes (and takes a slot).
+    fn is_heavy(&self) -> bool {
+        matches!(self, Msg::Event(_))
+    }
+}
+
+/// A worker's end of its ordered link to the aggregator.
+struct Outbox {
+    tx: Sender<Msg>,
+    slots: Sender<()>,
+}
+
+/// The aggregator's end of a worker's link.
+struct Inbox {
+    rx: Receiver<Msg>,
+    slots: Receiver<()>,
+}
+
+/// A link of at most [`QUEUED_MESSAGES`] queued messages, [`QUEUED_ROWS`] of them heavy.
+fn link() -> (Outbox, Inbox) {
+    let (tx, rx) = bounded(QUEUED_MESSAGES);
+    let (slot_tx, slot_rx) = bounded(QUEUED_ROWS);
+    (Outbox { tx, slots: slot_tx }, Inbox { rx, slots: slot_rx })
+}
+
+impl Outbox {
+    /// Sends in order, waiting for a slot first if the message is heavy; false once
+    /// the aggregator is gone.
+    fn send(&self, msg: Msg) -> bool {
+        (!msg.is_heavy() || self.slots.send(()).is_ok()) && self.tx.send(msg).is_ok()
+    }
+}
+
+impl Inbox {
+    /// The next message, freeing its slot; `None` once the worker is gone.
+    fn recv(&self) -> Option<Msg> {
+        let msg = self.rx.recv().ok()?;
+        if msg.is_heavy() {
+            let _ = self.slots.try_recv();
+        }
+        Some(msg)
+    }
+}
+
+/// Input bytes (as listed: compressed for `.gz`) per group of consecutive objects at
+/// least, unless the objects run out: about two chunks of record JSON at CloudTrail's
+/// gzip ratio, and small enough to spread a few MB of input over the threads.
+pub const GROUP_BYTES: u64 = 1 << 20;
+
+/// Consecutive objects, in key order, in groups of at least `group_bytes` (the last
+/// one may be smaller). A worker maps a whole group, carrying rows from object
+/// to object, so the files of a quiet account (a few records each) make a few large
+/// batches; and since groups depend on the listing alone, so does every batch, and
+/// the lake is the same whatever the number of threads.
+fn groups(objects: &[LocalObject], group_bytes: u64) -> Vec<&[LocalObject]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, obj) in objects.iter().enumerate() {
+        bytes += obj.bytes;
+        if bytes >= group_bytes {
+            out.push(&objects[start..=i]);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    if start < objects.len() {
+        out.push(&objects[start..]);
+    }
+    out
 }
 
 struct Encoded {
@@ -299,17 +395,18 @@ pub fn replay_local(
     write_atomic(&lake.join(".trailhouse-write-check"), b"ok").map_err(lake_err(lake))?;
     let _ = std::fs::remove_file(lake.join(".trailhouse-write-check"));
     let objects = discover(inputs, Some(lake))?;
-    let threads = opts.threads.max(1).min(objects.len().max(1));
+    let groups = groups(&objects, opts.group_bytes);
+    let threads = opts.threads.max(1).min(groups.len().max(1));
 
     let mut summary = Summary::default();
     std::thread::scope(|s| -> Result<(), ReplayError> {
         let mut receivers = Vec::with_capacity(threads);
         for w in 0..threads {
-            let (tx, rx) = bounded::<Msg>(2);
+            let (tx, rx) = link();
             receivers.push(rx);
-            let objects = &objects;
+            let groups = &groups;
             let chunk_rows = opts.chunk_rows;
-            s.spawn(move || worker(objects, w, threads, chunk_rows, tx));
+            s.spawn(move || worker(groups, w, threads, chunk_rows, tx));
         }
         let (enc_tx, enc_rx) = bounded::<(PartitionKey, Pending)>(0);
         let (res_tx, res_rx) = unbounded::<Result<Encoded, ReplayError>>();
@@ -318,15 +415,7 @@ pub fn replay_local(
             s.spawn(move || encoder(lake, opts, enc_rx, res_tx));
         }
         drop(res_tx);
-        aggregate(
-            &objects,
-            lake,
-            opts,
-            receivers,
-            enc_tx,
-            res_rx,
-            &mut summary,
-        )
+        aggregate(&groups, lake, opts, receivers, enc_tx, res_rx, &mut summary)
     })?;
 
     summary.elapsed_secs = started.elapsed().as_secs_f64();
@@ -373,20 +462,34 @@ fn ingest_insights(
     Ok(())
 }
 
-fn worker(objects: &[LocalObject], w: usize, stride: usize, chunk_rows: usize, tx: Sender<Msg>) {
+/// Maps every `stride`-th group from the `w`-th. Within a group, rows wait in the
+/// processor across objects ([`ObjectProcessor::carry_rows`]); the last of them follow
+/// the group's last `Done`, then `GroupEnd`.
+fn worker(groups: &[&[LocalObject]], w: usize, stride: usize, chunk_rows: usize, tx: Outbox) {
     let mut processor = ObjectProcessor::with_chunk_rows(chunk_rows);
-    for obj in objects.iter().skip(w).step_by(stride) {
+    processor.carry_rows = true;
+    for group in groups.iter().skip(w).step_by(stride) {
+        if !map_group(&mut processor, group, &tx) {
+            return;
+        }
+    }
+}
+
+/// One group through `processor`, its events to `tx`; false once the aggregator is
+/// gone or rows were lost.
+fn map_group(processor: &mut ObjectProcessor, objects: &[LocalObject], tx: &Outbox) -> bool {
+    for obj in objects {
         let (outcome, bytes_in) = match File::open(&obj.path) {
             Ok(file) => {
                 let bytes_in = file.metadata().map_or(0, |m| m.len());
                 let mut closed = false;
                 let outcome = processor.process(&obj.key, file, &mut |ev| {
-                    if !closed && tx.send(Msg::Event(ev)).is_err() {
+                    if !closed && !tx.send(Msg::Event(ev)) {
                         closed = true;
                     }
                 });
                 if closed {
-                    return;
+                    return false;
                 }
                 (outcome, bytes_in)
             }
@@ -399,10 +502,25 @@ fn worker(objects: &[LocalObject], w: usize, stride: usize, chunk_rows: usize, t
                 0,
             ),
         };
-        if tx.send(Msg::Done { outcome, bytes_in }).is_err() {
-            return;
+        if let Some(reason) = processor.take_carried_failure() {
+            tx.send(Msg::Lost(reason));
+            return false;
+        }
+        if !tx.send(Msg::Done { outcome, bytes_in }) {
+            return false;
         }
     }
+    let mut closed = false;
+    let finished = processor.finish(&mut |ev| {
+        if !closed && !tx.send(Msg::Event(ev)) {
+            closed = true;
+        }
+    });
+    if let Err(reason) = finished {
+        tx.send(Msg::Lost(reason));
+        return false;
+    }
+    !closed && tx.send(Msg::GroupEnd)
 }
 
 fn encoder(
@@ -441,10 +559,10 @@ fn encoder(
 }
 
 fn aggregate(
-    objects: &[LocalObject],
+    groups: &[&[LocalObject]],
     lake: &Path,
     opts: &ReplayOptions,
-    receivers: Vec<Receiver<Msg>>,
+    receivers: Vec<Inbox>,
     enc_tx: Sender<(PartitionKey, Pending)>,
     res_rx: Receiver<Result<Encoded, ReplayError>>,
     summary: &mut Summary,
@@ -521,72 +639,106 @@ fn aggregate(
         }
         Ok(())
     };
-    for (i, obj) in objects.iter().enumerate() {
-        let rx = &receivers[i % receivers.len()];
-        loop {
-            let msg = rx.recv().map_err(|_| {
-                ReplayError::Internal(format!("worker stopped while reading {}", obj.key))
-            })?;
-            match msg {
-                Msg::Event(ObjectEvent::Rows(parts)) => {
-                    for (key, batch) in parts {
-                        for job in buffers.add(key, batch, 0) {
-                            let buffered = buffers.total_bytes();
-                            route(job, buffered, &mut spill, &mut in_flight, summary)?;
-                        }
+    let mut take_rows = |parts: Vec<(PartitionKey, RecordBatch)>,
+                         spill: &mut Spill,
+                         in_flight: &mut usize,
+                         summary: &mut Summary|
+     -> Result<(), ReplayError> {
+        for (key, batch) in parts {
+            for job in buffers.add(key, batch, 0) {
+                let buffered = buffers.total_bytes();
+                route(job, buffered, spill, in_flight, summary)?;
+            }
+        }
+        // Keep buffered + encoding data under the memory bound.
+        make_room(buffers.total_bytes(), in_flight, summary)
+    };
+    let lost = |reason: String| ReplayError::Internal(format!("rows could not be kept: {reason}"));
+    for (g, group) in groups.iter().enumerate() {
+        let rx = &receivers[g % receivers.len()];
+        for obj in group.iter() {
+            loop {
+                let msg = rx.recv().ok_or_else(|| {
+                    ReplayError::Internal(format!("worker stopped while reading {}", obj.key))
+                })?;
+                match msg {
+                    Msg::Event(ObjectEvent::Rows(parts)) => {
+                        take_rows(parts, &mut spill, &mut in_flight, summary)?;
                     }
-                    // Keep buffered + encoding data under the memory bound.
-                    make_room(buffers.total_bytes(), &mut in_flight, summary)?;
-                }
-                Msg::Event(ObjectEvent::BadRecord {
-                    index,
-                    reason,
-                    bytes,
-                }) => {
-                    summary.records_quarantined += 1;
-                    quarantine
-                        .record(&obj.key, index, &reason, &bytes)
-                        .map_err(q_err)?;
-                }
-                Msg::Done { outcome, bytes_in } => {
-                    summary.bytes_in += bytes_in;
-                    match outcome {
-                        ObjectOutcome::Complete { records, bytes } => {
-                            summary.objects_read += 1;
-                            summary.records_read += records;
-                            summary.bytes_uncompressed += bytes;
-                        }
-                        ObjectOutcome::Skipped(SkipReason::Digest) => {
-                            summary.objects_skipped_digest += 1
-                        }
-                        ObjectOutcome::Skipped(SkipReason::Insight) => {
-                            summary.objects_skipped_insight += 1;
-                            ingest_insights(obj, lake, &mut quarantine, summary)?;
-                        }
-                        ObjectOutcome::Failed {
-                            reason,
-                            records,
-                            bytes,
-                        } => {
-                            summary.objects_read += 1;
-                            summary.objects_quarantined += 1;
-                            summary.records_read += records;
-                            summary.bytes_uncompressed += bytes;
-                            tracing::warn!(object = %obj.key, %reason, records_before_error = records, "object quarantined");
-                            quarantine
-                                .object_file(&obj.key, &reason, records, &obj.path)
-                                .map_err(q_err)?;
-                        }
+                    Msg::Lost(reason) => return Err(lost(reason)),
+                    Msg::GroupEnd => {
+                        return Err(ReplayError::Internal(format!(
+                            "a worker ended its group before reading {}",
+                            obj.key
+                        )));
                     }
-                    break;
+                    Msg::Event(ObjectEvent::BadRecord {
+                        index,
+                        reason,
+                        bytes,
+                    }) => {
+                        summary.records_quarantined += 1;
+                        quarantine
+                            .record(&obj.key, index, &reason, &bytes)
+                            .map_err(q_err)?;
+                    }
+                    Msg::Done { outcome, bytes_in } => {
+                        summary.bytes_in += bytes_in;
+                        match outcome {
+                            ObjectOutcome::Complete { records, bytes } => {
+                                summary.objects_read += 1;
+                                summary.records_read += records;
+                                summary.bytes_uncompressed += bytes;
+                            }
+                            ObjectOutcome::Skipped(SkipReason::Digest) => {
+                                summary.objects_skipped_digest += 1
+                            }
+                            ObjectOutcome::Skipped(SkipReason::Insight) => {
+                                summary.objects_skipped_insight += 1;
+                                ingest_insights(obj, lake, &mut quarantine, summary)?;
+                            }
+                            ObjectOutcome::Failed {
+                                reason,
+                                records,
+                                bytes,
+                            } => {
+                                summary.objects_read += 1;
+                                summary.objects_quarantined += 1;
+                                summary.records_read += records;
+                                summary.bytes_uncompressed += bytes;
+                                tracing::warn!(object = %obj.key, %reason, records_before_error = records, "object quarantined");
+                                quarantine
+                                    .object_file(&obj.key, &reason, records, &obj.path)
+                                    .map_err(q_err)?;
+                            }
+                        }
+                        break;
+                    }
+                }
+                while let Ok(r) = res_rx.try_recv() {
+                    account(r, &mut in_flight, summary)?;
                 }
             }
-            while let Ok(r) = res_rx.try_recv() {
-                account(r, &mut in_flight, summary)?;
+        }
+        // The rows the worker carried past the group's last object.
+        loop {
+            let msg = rx
+                .recv()
+                .ok_or_else(|| ReplayError::Internal("worker stopped at a group's end".into()))?;
+            match msg {
+                Msg::Event(ObjectEvent::Rows(parts)) => {
+                    take_rows(parts, &mut spill, &mut in_flight, summary)?;
+                }
+                Msg::GroupEnd => break,
+                Msg::Lost(reason) => return Err(lost(reason)),
+                Msg::Event(ObjectEvent::BadRecord { .. }) | Msg::Done { .. } => {
+                    return Err(ReplayError::Internal(
+                        "a worker reported more objects than its group holds".into(),
+                    ));
+                }
             }
         }
     }
-    drop(receivers);
     for (key, pending) in buffers.drain() {
         // Joins its spilled rows when small, so that what comes back stays under
         // 2 × `small`; otherwise a file of its own.
@@ -609,4 +761,36 @@ fn aggregate(
         account(r, &mut in_flight, summary)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_consecutive_and_hold_at_least_group_bytes() {
+        let objects: Vec<LocalObject> = [600_000, 300_000, 200_000, 5, 2 << 20, 0, 7]
+            .iter()
+            .enumerate()
+            .map(|(i, &bytes)| LocalObject {
+                key: format!("k{i}"),
+                path: PathBuf::from(format!("k{i}")),
+                bytes,
+            })
+            .collect();
+        let keys = |g: &[LocalObject]| g.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
+        let got: Vec<Vec<String>> = groups(&objects, GROUP_BYTES)
+            .into_iter()
+            .map(keys)
+            .collect();
+        // 600 + 300 + 200 KB reach 1 MiB; a large object ends its group at once; the
+        // rest is a last, smaller group. Every object once, in order.
+        assert_eq!(
+            got,
+            [vec!["k0", "k1", "k2"], vec!["k3", "k4"], vec!["k5", "k6"]]
+        );
+        assert!(groups(&[], GROUP_BYTES).is_empty());
+        // One object per group when any size will do.
+        assert_eq!(groups(&objects, 0).len(), objects.len());
+    }
 }
