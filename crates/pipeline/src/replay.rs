@@ -375,6 +375,12 @@ struct Encoded {
     arrow_bytes: usize,
 }
 
+/// Wraps an I/O error on `path` in the lake (or beside it) as a job failure.
+fn lake_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReplayError + use<> {
+    let path = path.to_path_buf();
+    move |source| ReplayError::Lake { path, source }
+}
+
 /// Replays local files into the lake at `lake`.
 ///
 /// # Errors
@@ -386,10 +392,6 @@ pub fn replay_local(
     opts: &ReplayOptions,
 ) -> Result<Summary, ReplayError> {
     let started = Instant::now();
-    let lake_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReplayError::Lake { path, source }
-    };
     std::fs::create_dir_all(lake).map_err(lake_err(lake))?;
     // Fail early, with the lake's path, if it is not writable.
     write_atomic(&lake.join(".trailhouse-write-check"), b"ok").map_err(lake_err(lake))?;
@@ -481,7 +483,7 @@ fn map_group(processor: &mut ObjectProcessor, objects: &[LocalObject], tx: &Outb
     for obj in objects {
         let (outcome, bytes_in) = match File::open(&obj.path) {
             Ok(file) => {
-                let bytes_in = file.metadata().map_or(0, |m| m.len());
+                let bytes_in = obj.bytes;
                 let mut closed = false;
                 let outcome = processor.process(&obj.key, file, &mut |ev| {
                     if !closed && !tx.send(Msg::Event(ev)) {
@@ -613,10 +615,6 @@ fn aggregate(
     // Partitions pushed out of memory while small go to the spill, and come back once
     // they are worth a file. (A partition flushed because it is full is never small.)
     let mut spill = Spill::new(lake);
-    let spill_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReplayError::Lake { path, source }
-    };
     let small = (opts.flush.max_buffer_bytes / SPILL_FRACTION).min(opts.flush.flush_bytes);
     let route = |(key, pending): (PartitionKey, Pending),
                  buffered: usize,
@@ -627,13 +625,13 @@ fn aggregate(
         if pending.bytes >= small {
             return send((key, pending), in_flight);
         }
-        spill.put(&key, pending).map_err(spill_err(spill.path()))?;
+        spill.put(&key, pending).map_err(lake_err(spill.path()))?;
         let back = spill.bytes(&key);
         if back >= small {
             // Less than 2 × `small`: it fits beside the buffers, which an eviction
             // left at three quarters of the bound at most.
             make_room(buffered + back, in_flight, summary)?;
-            if let Some(p) = spill.take(&key).map_err(spill_err(spill.path()))? {
+            if let Some(p) = spill.take(&key).map_err(lake_err(spill.path()))? {
                 send((key, p), in_flight)?;
             }
         }
@@ -656,86 +654,81 @@ fn aggregate(
     let lost = |reason: String| ReplayError::Internal(format!("rows could not be kept: {reason}"));
     for (g, group) in groups.iter().enumerate() {
         let rx = &receivers[g % receivers.len()];
-        for obj in group.iter() {
-            loop {
-                let msg = rx.recv().ok_or_else(|| {
-                    ReplayError::Internal(format!("worker stopped while reading {}", obj.key))
-                })?;
-                match msg {
-                    Msg::Event(ObjectEvent::Rows(parts)) => {
-                        take_rows(parts, &mut spill, &mut in_flight, summary)?;
-                    }
-                    Msg::Lost(reason) => return Err(lost(reason)),
-                    Msg::GroupEnd => {
-                        return Err(ReplayError::Internal(format!(
-                            "a worker ended its group before reading {}",
-                            obj.key
-                        )));
-                    }
-                    Msg::Event(ObjectEvent::BadRecord {
-                        index,
-                        reason,
-                        bytes,
-                    }) => {
-                        summary.records_quarantined += 1;
-                        quarantine
-                            .record(&obj.key, index, &reason, &bytes)
-                            .map_err(q_err)?;
-                    }
-                    Msg::Done { outcome, bytes_in } => {
-                        summary.bytes_in += bytes_in;
-                        match outcome {
-                            ObjectOutcome::Complete { records, bytes } => {
-                                summary.objects_read += 1;
-                                summary.records_read += records;
-                                summary.bytes_uncompressed += bytes;
-                            }
-                            ObjectOutcome::Skipped(SkipReason::Digest) => {
-                                summary.objects_skipped_digest += 1
-                            }
-                            ObjectOutcome::Skipped(SkipReason::Insight) => {
-                                summary.objects_skipped_insight += 1;
-                                ingest_insights(obj, lake, &mut quarantine, summary)?;
-                            }
-                            ObjectOutcome::Failed {
-                                reason,
-                                records,
-                                bytes,
-                            } => {
-                                summary.objects_read += 1;
-                                summary.objects_quarantined += 1;
-                                summary.records_read += records;
-                                summary.bytes_uncompressed += bytes;
-                                tracing::warn!(object = %obj.key, %reason, records_before_error = records, "object quarantined");
-                                quarantine
-                                    .object_file(&obj.key, &reason, records, &obj.path)
-                                    .map_err(q_err)?;
-                            }
-                        }
-                        break;
-                    }
-                }
-                while let Ok(r) = res_rx.try_recv() {
-                    account(r, &mut in_flight, summary)?;
-                }
-            }
-        }
-        // The rows the worker carried past the group's last object.
+        // The group's objects report in order: `group[done]` is the one being read.
+        let mut done = 0;
         loop {
-            let msg = rx
-                .recv()
-                .ok_or_else(|| ReplayError::Internal("worker stopped at a group's end".into()))?;
-            match msg {
-                Msg::Event(ObjectEvent::Rows(parts)) => {
+            let current = group.get(done);
+            let msg = rx.recv().ok_or_else(|| {
+                ReplayError::Internal(format!(
+                    "worker stopped while reading {}",
+                    current.map_or("the end of a group", |o| &o.key)
+                ))
+            })?;
+            match (msg, current) {
+                (Msg::Event(ObjectEvent::Rows(parts)), _) => {
                     take_rows(parts, &mut spill, &mut in_flight, summary)?;
                 }
-                Msg::GroupEnd => break,
-                Msg::Lost(reason) => return Err(lost(reason)),
-                Msg::Event(ObjectEvent::BadRecord { .. }) | Msg::Done { .. } => {
+                (Msg::Lost(reason), _) => return Err(lost(reason)),
+                (Msg::GroupEnd, None) => break,
+                (Msg::GroupEnd, Some(obj)) => {
+                    return Err(ReplayError::Internal(format!(
+                        "a worker ended its group before reading {}",
+                        obj.key
+                    )));
+                }
+                (Msg::Event(ObjectEvent::BadRecord { .. }) | Msg::Done { .. }, None) => {
                     return Err(ReplayError::Internal(
                         "a worker reported more objects than its group holds".into(),
                     ));
                 }
+                (
+                    Msg::Event(ObjectEvent::BadRecord {
+                        index,
+                        reason,
+                        bytes,
+                    }),
+                    Some(obj),
+                ) => {
+                    summary.records_quarantined += 1;
+                    quarantine
+                        .record(&obj.key, index, &reason, &bytes)
+                        .map_err(q_err)?;
+                }
+                (Msg::Done { outcome, bytes_in }, Some(obj)) => {
+                    done += 1;
+                    summary.bytes_in += bytes_in;
+                    match outcome {
+                        ObjectOutcome::Complete { records, bytes } => {
+                            summary.objects_read += 1;
+                            summary.records_read += records;
+                            summary.bytes_uncompressed += bytes;
+                        }
+                        ObjectOutcome::Skipped(SkipReason::Digest) => {
+                            summary.objects_skipped_digest += 1
+                        }
+                        ObjectOutcome::Skipped(SkipReason::Insight) => {
+                            summary.objects_skipped_insight += 1;
+                            ingest_insights(obj, lake, &mut quarantine, summary)?;
+                        }
+                        ObjectOutcome::Failed {
+                            reason,
+                            records,
+                            bytes,
+                        } => {
+                            summary.objects_read += 1;
+                            summary.objects_quarantined += 1;
+                            summary.records_read += records;
+                            summary.bytes_uncompressed += bytes;
+                            tracing::warn!(object = %obj.key, %reason, records_before_error = records, "object quarantined");
+                            quarantine
+                                .object_file(&obj.key, &reason, records, &obj.path)
+                                .map_err(q_err)?;
+                        }
+                    }
+                }
+            }
+            while let Ok(r) = res_rx.try_recv() {
+                account(r, &mut in_flight, summary)?;
             }
         }
     }
@@ -743,7 +736,7 @@ fn aggregate(
         // Joins its spilled rows when small, so that what comes back stays under
         // 2 × `small`; otherwise a file of its own.
         if pending.bytes < small && spill.holds(&key) {
-            spill.put(&key, pending).map_err(spill_err(spill.path()))?;
+            spill.put(&key, pending).map_err(lake_err(spill.path()))?;
         } else {
             send((key, pending), &mut in_flight)?;
         }
@@ -751,7 +744,7 @@ fn aggregate(
     // Spilled partitions last, one at a time within the memory bound.
     for key in spill.keys() {
         make_room(spill.bytes(&key), &mut in_flight, summary)?;
-        if let Some(p) = spill.take(&key).map_err(spill_err(spill.path()))? {
+        if let Some(p) = spill.take(&key).map_err(lake_err(spill.path()))? {
             send((key, p), &mut in_flight)?;
         }
     }
