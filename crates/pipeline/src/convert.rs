@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use trailhouse_ocsf::json::write_json_lines;
 
-use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor};
+use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, Part};
 use crate::replay::{ReplayError, discover};
 
 /// Counts of a conversion.
@@ -44,7 +44,7 @@ pub fn convert_local(
         })?;
         let outcome = processor.process(&obj.key, file, &mut |ev| match ev {
             ObjectEvent::Rows(parts) => {
-                for (_, batch) in parts {
+                for Part { batch, .. } in parts {
                     summary.rows += batch.num_rows() as u64;
                     if write_err.is_none()
                         && let Err(e) = write_json_lines(&mut *out, &batch)

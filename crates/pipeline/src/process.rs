@@ -44,11 +44,24 @@ pub enum ObjectOutcome {
     },
 }
 
+/// One partition's rows of a chunk.
+#[derive(Debug)]
+pub struct Part {
+    /// The partition.
+    pub key: PartitionKey,
+    /// Its rows.
+    pub batch: RecordBatch,
+    /// The [`tag`](ObjectProcessor::tag)s of the objects with rows in `batch`, each
+    /// once: with [`carry_rows`](ObjectProcessor::carry_rows) a chunk holds rows of
+    /// several objects, and a caller that acknowledges objects needs to know whose.
+    pub tags: Vec<u64>,
+}
+
 /// What the processor hands to its caller while it reads an object.
 #[derive(Debug)]
 pub enum ObjectEvent {
     /// Mapped rows, one batch per partition.
-    Rows(Vec<(PartitionKey, RecordBatch)>),
+    Rows(Vec<Part>),
     /// A record that could not be mapped, with its original bytes.
     BadRecord {
         /// Index of the record in the object's `Records` array.
@@ -76,6 +89,8 @@ pub const MAX_CHUNK_PARTITIONS: usize = 64;
 pub struct ObjectProcessor {
     builder: OcsfBuilder,
     keys: Vec<PartitionKey>,
+    /// For each lane (as `keys`), the tags of the objects with rows in it.
+    lane_tags: Vec<Vec<u64>>,
     /// Record JSON bytes in the chunk being built.
     chunk_json: usize,
     /// Rows per batch handed out at most.
@@ -91,9 +106,14 @@ pub struct ObjectProcessor {
     /// a few large batches rather than a few-row batch per partition per object, whose
     /// fixed costs (a set of arrays to build, buffer, sort, write and free) would
     /// outweigh its rows many times over. For a caller that does not need an object's
-    /// rows before its outcome (replay); the workers, which acknowledge an
-    /// object once its rows are written, keep it off.
+    /// rows before its outcome: replay, and the batches of Lambda and `replay s3://`,
+    /// which wait for [`finish`](Self::finish) before acknowledging anything (their
+    /// parts' [`tags`](Part::tags) say whose rows are whose). The streaming worker,
+    /// which acknowledges an object once its rows are written, keeps it off.
     pub carry_rows: bool,
+    /// The caller's name for the object being processed, reported with its rows
+    /// ([`Part::tags`]).
+    pub tag: u64,
     /// Set when a batch could not be built while rows of earlier objects were
     /// carried in it (see [`take_carried_failure`](Self::take_carried_failure)).
     carried_failure: Option<String>,
@@ -104,11 +124,13 @@ impl Default for ObjectProcessor {
         ObjectProcessor {
             builder: OcsfBuilder::new(),
             keys: Vec::new(),
+            lane_tags: Vec::new(),
             chunk_json: 0,
             chunk_rows: 8192,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             max_record_bytes: trailhouse_cloudtrail::reader::DEFAULT_MAX_RECORD_BYTES,
             carry_rows: false,
+            tag: 0,
             carried_failure: None,
         }
     }
@@ -156,16 +178,32 @@ impl ObjectProcessor {
         let mut carried = !self.builder.is_empty();
         if !carried {
             self.keys.clear();
+            self.lane_tags.clear();
             self.chunk_json = 0;
         }
+        let tag = self.tag;
         loop {
             let index = reader.records_read();
-            let (builder, keys) = (&mut self.builder, &mut self.keys);
+            let (builder, keys, lane_tags) =
+                (&mut self.builder, &mut self.keys, &mut self.lane_tags);
             // Each partition's rows go to their own lane of the builder: lane i holds
             // the rows of keys[i].
             let read = reader.next_record_with(|bytes, rec| {
-                match builder.append_parsed(rec, &ctx, |info| partition_slot(keys, info)) {
-                    Ok(_) => Ok(bytes.len()),
+                let mut lane = 0;
+                let routed = builder.append_parsed(rec, &ctx, |info| {
+                    lane = partition_slot(keys, info)?;
+                    Ok(lane)
+                });
+                match routed {
+                    Ok(_) => {
+                        if lane_tags.len() < keys.len() {
+                            lane_tags.resize_with(keys.len(), Vec::new);
+                        }
+                        if lane_tags[lane].last() != Some(&tag) {
+                            lane_tags[lane].push(tag);
+                        }
+                        Ok(bytes.len())
+                    }
                     Err(e) => Err(ObjectEvent::BadRecord {
                         index,
                         reason: e.to_string(),
@@ -258,6 +296,7 @@ impl ObjectProcessor {
             return Ok(());
         }
         let keys = std::mem::take(&mut self.keys);
+        let mut tags = std::mem::take(&mut self.lane_tags).into_iter();
         self.chunk_json = 0;
         let mut out = Vec::with_capacity(keys.len());
         for (lane, key) in keys.into_iter().enumerate() {
@@ -274,8 +313,9 @@ impl ObjectProcessor {
                 }
             };
             // A lane can be empty: its key was chosen for a record that then failed.
+            let tags = tags.next().unwrap_or_default();
             if batch.num_rows() > 0 {
-                out.push((key, batch));
+                out.push(Part { key, batch, tags });
             }
         }
         sink(ObjectEvent::Rows(out));
@@ -329,7 +369,7 @@ mod tests {
             ObjectEvent::Rows(parts) => rows.extend(
                 parts
                     .into_iter()
-                    .map(|(k, b)| (k.to_string(), b.num_rows())),
+                    .map(|p| (p.key.to_string(), p.batch.num_rows())),
             ),
             ObjectEvent::BadRecord { index, reason, .. } => bad.push((index, reason)),
         });
@@ -389,7 +429,7 @@ mod tests {
         let mut sizes = Vec::new();
         let outcome = p.process("f.json.gz", Cursor::new(gz(&doc)), &mut |ev| {
             if let ObjectEvent::Rows(parts) = ev {
-                sizes.push(parts.iter().map(|(_, b)| b.num_rows()).sum::<usize>());
+                sizes.push(parts.iter().map(|p| p.batch.num_rows()).sum::<usize>());
             }
         });
         assert!(matches!(
@@ -434,7 +474,7 @@ mod tests {
         );
         // Each batch holds the rows of its own key and no other.
         let mut seen = Vec::new();
-        for (key, batch) in events.iter().flatten() {
+        for Part { key, batch, .. } in events.iter().flatten() {
             let region = batch
                 .column_by_name("region")
                 .expect("region")
@@ -472,7 +512,7 @@ mod tests {
                 batches.extend(
                     parts
                         .into_iter()
-                        .map(|(k, b)| (k.to_string(), b.num_rows())),
+                        .map(|p| (p.key.to_string(), p.batch.num_rows())),
                 );
             }
         }
@@ -535,6 +575,64 @@ mod tests {
             batches.clear();
             p.finish(&mut into(&mut batches)).unwrap();
             assert!(batches.is_empty());
+        }
+    }
+
+    #[test]
+    fn each_part_names_the_objects_whose_rows_it_holds() {
+        // Objects tagged 7 (two records in us-east-1), 8 (two in eu-west-1) and 9 (one
+        // in each), carried: a part's tags are the objects with rows in it, each once,
+        // whether the chunk ends at `finish` or at its row bound mid-stream.
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/f.json.gz";
+        let object = |tag: u64, regions: &[&str]| {
+            let recs: Vec<String> = regions
+                .iter()
+                .enumerate()
+                .map(|(j, r)| rec(&format!("id{tag}-{j}"), r, 1))
+                .collect();
+            gz(&format!(r#"{{"Records":[{}]}}"#, recs.join(",")))
+        };
+        let (us, eu) = ("us-east-1", "eu-west-1");
+        let part = |region: &str, rows: usize, tags: &[u64]| {
+            (
+                format!("CLOUD_TRAIL_MGMT/API Activity/{region}/111122223333/20240101"),
+                rows,
+                tags.to_vec(),
+            )
+        };
+        for (chunk_rows, expected) in [
+            (1000, vec![part(us, 3, &[7, 9]), part(eu, 3, &[8, 9])]),
+            (
+                4,
+                vec![
+                    part(us, 2, &[7]),
+                    part(eu, 2, &[8]),
+                    part(us, 1, &[9]),
+                    part(eu, 1, &[9]),
+                ],
+            ),
+        ] {
+            let mut p = ObjectProcessor::with_chunk_rows(chunk_rows);
+            p.carry_rows = true;
+            let mut parts = Vec::new();
+            let mut sink = |ev| {
+                if let ObjectEvent::Rows(ps) = ev {
+                    parts.extend(
+                        ps.into_iter()
+                            .map(|p| (p.key.to_string(), p.batch.num_rows(), p.tags)),
+                    );
+                }
+            };
+            for (tag, regions) in [(7, vec![us, us]), (8, vec![eu, eu]), (9, vec![us, eu])] {
+                p.tag = tag;
+                let outcome = p.process(key, Cursor::new(object(tag, &regions)), &mut sink);
+                assert!(matches!(
+                    outcome,
+                    ObjectOutcome::Complete { records: 2, .. }
+                ));
+            }
+            p.finish(&mut sink).unwrap();
+            assert_eq!(parts, expected, "chunk_rows {chunk_rows}");
         }
     }
 

@@ -14,14 +14,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use serde::Serialize;
 use trailhouse_lake::{
     FlushPolicy, Layout, PartitionBuffers, PartitionKey, Pending, WriteOptions, encode_partition,
 };
 
-use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, SkipReason};
+use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, Part, SkipReason};
 use crate::quarantine::{QUARANTINE_DIR, Quarantine, write_atomic};
 use crate::spill::Spill;
 
@@ -637,12 +636,12 @@ fn aggregate(
         }
         Ok(())
     };
-    let mut take_rows = |parts: Vec<(PartitionKey, RecordBatch)>,
+    let mut take_rows = |parts: Vec<Part>,
                          spill: &mut Spill,
                          in_flight: &mut usize,
                          summary: &mut Summary|
      -> Result<(), ReplayError> {
-        for (key, batch) in parts {
+        for Part { key, batch, .. } in parts {
             for job in buffers.add(key, batch, 0) {
                 let buffered = buffers.total_bytes();
                 route(job, buffered, spill, in_flight, summary)?;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
 use aws_sdk_s3::Client as S3Client;
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_sqs::types::{
@@ -32,7 +31,7 @@ use trailhouse_lake::{
 use crate::ledger::{AckLedger, BufferId, MessageId, Settled};
 use crate::metrics::{Metrics, add};
 use crate::notification::{Notification, ObjectRef, parse};
-use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor};
+use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, Part};
 use crate::quarantine::{QUARANTINE_DIR, record_line, safe_name};
 use crate::store::{Lake, sdk_error_message};
 
@@ -114,10 +113,8 @@ enum AggMsg {
         receipt: String,
         objects: usize,
     },
-    Rows {
-        id: MessageId,
-        parts: Vec<(PartitionKey, RecordBatch)>,
-    },
+    /// Mapped rows; each part's tags are the messages whose objects' rows it holds.
+    Rows(Vec<Part>),
     ObjectDone {
         id: MessageId,
         ok: bool,
@@ -290,6 +287,7 @@ async fn receive(
                 permits: &permits,
                 stop,
                 chunk_rows: cfg.chunk_rows,
+                carry: None,
             };
             dispatch(&ctx, id, receipt, &message_id, &body, &mut tasks).await?;
         }
@@ -316,6 +314,90 @@ struct Dispatch<'a> {
     permits: &'a Arc<Semaphore>,
     stop: &'a CancellationToken,
     chunk_rows: usize,
+    /// Processors kept between objects, in a batch ([`Carry`]); none in the
+    /// streaming worker.
+    carry: Option<&'a Arc<Carry>>,
+}
+
+/// The processors of a batch (Lambda, a replay day), kept from one object to the next
+/// so that their rows run on in one chunk ([`ObjectProcessor::carry_rows`]): a trail's
+/// objects are mostly small (a few records in a quiet region), and a chunk per object
+/// would make each a few-row batch per partition, whose fixed costs (arrays to build,
+/// buffer, sort, write and free) outweigh its rows many times over.
+///
+/// An object's rows may then still be in a processor when the object is done, so each
+/// message of the batch is registered with one more object than it names, a hold,
+/// released by [`Carry::finish`] once every processor has handed out its rows. The
+/// streaming worker acknowledges messages as their rows become durable, any time, and
+/// keeps a processor per object instead.
+#[derive(Default)]
+struct Carry {
+    idle: std::sync::Mutex<Vec<ObjectProcessor>>,
+    /// A chunk holding rows of earlier objects could not be built (a bug): whose rows
+    /// were lost is not known, so every message of the batch fails.
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Carry {
+    /// The idle processors. The list is valid whatever a panicking thread left, so a
+    /// poisoned lock is taken as it is: its processors hold rows.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<ObjectProcessor>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle processor, or a new one.
+    fn take(&self, chunk_rows: usize) -> ObjectProcessor {
+        self.idle().pop().unwrap_or_else(|| {
+            let mut p = ObjectProcessor::with_chunk_rows(chunk_rows);
+            p.carry_rows = true;
+            p
+        })
+    }
+
+    /// Returns a processor after an object, noting a lost chunk.
+    fn put(&self, mut processor: ObjectProcessor) {
+        if let Some(reason) = processor.take_carried_failure() {
+            self.lose(&reason);
+        }
+        self.idle().push(processor);
+    }
+
+    /// Rows of earlier objects were lost (a bug: a batch that could not be built, a
+    /// mapping task that panicked with its processor).
+    fn lose(&self, reason: &str) {
+        tracing::error!(%reason, "rows of earlier objects were lost; the batch fails");
+        self.lost.store(true, Ordering::Relaxed);
+    }
+
+    /// Hands out every processor's remaining rows (once the batch's objects are all
+    /// done), then releases each message's hold: `ok` unless rows were lost.
+    async fn finish(
+        self: &Arc<Self>,
+        agg: &mpsc::Sender<AggMsg>,
+        held: &[MessageId],
+    ) -> Result<(), WorkerError> {
+        let (tx, carry) = (agg.clone(), self.clone());
+        tokio::task::spawn_blocking(move || {
+            let idle = std::mem::take(&mut *carry.idle());
+            for mut processor in idle {
+                let finished = processor.finish(&mut |ev| {
+                    if let ObjectEvent::Rows(parts) = ev {
+                        let _ = tx.blocking_send(AggMsg::Rows(parts));
+                    }
+                });
+                if let Err(reason) = finished {
+                    carry.lose(&reason);
+                }
+            }
+        })
+        .await
+        .map_err(|e| WorkerError::Internal(format!("finishing the batch's rows: {e}")))?;
+        let ok = !self.lost.load(Ordering::Relaxed);
+        for &id in held {
+            send(agg, AggMsg::ObjectDone { id, ok }).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Handles one message: registers it with the aggregator (under `receipt`, the
@@ -364,12 +446,14 @@ async fn dispatch(
         }
         Notification::Objects(objects) => objects,
     };
+    // With a carry, the hold (see `Carry`) is one more object to wait for.
+    let hold = usize::from(d.carry.is_some());
     send(
         d.agg,
         AggMsg::Register {
             id,
             receipt,
-            objects: objects.len(),
+            objects: objects.len() + hold,
         },
     )
     .await?;
@@ -378,16 +462,23 @@ async fn dispatch(
             _ = d.stop.cancelled() => None,
             p = d.permits.clone().acquire_owned() => p.ok(),
         };
-        let (agg, clients, metrics, chunk_rows) = (
+        let (agg, clients, metrics, chunk_rows, carry) = (
             d.agg.clone(),
             d.clients.clone(),
             d.metrics.clone(),
             d.chunk_rows,
+            d.carry.cloned(),
         );
         tasks.spawn(async move {
             let ok = match permit {
                 Some(_permit) => {
-                    process_object(&obj, &clients, &metrics, &agg, id, chunk_rows).await
+                    let mapping = Mapping {
+                        agg: &agg,
+                        id,
+                        chunk_rows,
+                        carry,
+                    };
+                    process_object(&obj, &clients, &metrics, mapping).await
                 }
                 // Shutting down: the object is left for the message's return.
                 None => false,
@@ -424,6 +515,8 @@ pub async fn process_batch(
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut unregistered = Vec::new();
+    let carry = Arc::new(Carry::default());
+    let mut held = Vec::new();
     for (i, (message_id, body)) in messages.into_iter().enumerate() {
         add(&metrics.messages_received, 1);
         let d = Dispatch {
@@ -433,21 +526,17 @@ pub async fn process_batch(
             permits: &permits,
             stop: &stop,
             chunk_rows: cfg.chunk_rows,
+            carry: Some(&carry),
         };
-        if !dispatch(
-            &d,
-            i as MessageId,
-            message_id.clone(),
-            &message_id,
-            &body,
-            &mut tasks,
-        )
-        .await?
-        {
+        let id = i as MessageId;
+        if dispatch(&d, id, message_id.clone(), &message_id, &body, &mut tasks).await? {
+            held.push(id);
+        } else {
             unregistered.push(message_id);
         }
     }
     while tasks.join_next().await.is_some() {}
+    carry.finish(&agg_tx, &held).await?;
     send(
         &agg_tx,
         AggMsg::Drain {
@@ -540,15 +629,25 @@ async fn quarantine(
     }
 }
 
+/// Where an object's rows go and how they are mapped.
+struct Mapping<'a> {
+    /// The aggregator.
+    agg: &'a mpsc::Sender<AggMsg>,
+    /// The message naming the object.
+    id: MessageId,
+    /// Rows per chunk.
+    chunk_rows: usize,
+    /// The batch's processors, if it keeps them between objects.
+    carry: Option<Arc<Carry>>,
+}
+
 /// Fetches and maps one object. Returns whether its outcome is durable-or-pending
 /// (true) or must be retried through the message (false).
 async fn process_object(
     obj: &ObjectRef,
     clients: &Clients,
     metrics: &Arc<Metrics>,
-    agg: &mpsc::Sender<AggMsg>,
-    id: MessageId,
-    chunk_rows: usize,
+    mapping: Mapping<'_>,
 ) -> bool {
     let location = format!("s3://{}/{}", obj.bucket, obj.key);
     match classify_key(&obj.key) {
@@ -587,13 +686,24 @@ async fn process_object(
         failed: transport.clone(),
     };
     let key = obj.key.clone();
+    let Mapping {
+        agg,
+        id,
+        chunk_rows,
+        carry,
+    } = mapping;
     let agg_rows = agg.clone();
+    let kept = carry.clone();
     let handle = tokio::task::spawn_blocking(move || {
-        let mut processor = ObjectProcessor::with_chunk_rows(chunk_rows);
+        let mut processor = match &carry {
+            Some(carry) => carry.take(chunk_rows),
+            None => ObjectProcessor::with_chunk_rows(chunk_rows),
+        };
+        processor.tag = id;
         let mut bad = Vec::new();
         let outcome = processor.process(&key, reader, &mut |ev| match ev {
             ObjectEvent::Rows(parts) => {
-                let _ = agg_rows.blocking_send(AggMsg::Rows { id, parts });
+                let _ = agg_rows.blocking_send(AggMsg::Rows(parts));
             }
             ObjectEvent::BadRecord {
                 index,
@@ -601,12 +711,19 @@ async fn process_object(
                 bytes,
             } => bad.push((index, reason, bytes)),
         });
+        if let Some(carry) = &carry {
+            carry.put(processor);
+        }
         (outcome, bad)
     });
     let (outcome, bad) = match handle.await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(object = %location, error = %e, "processing task failed");
+            if let Some(carry) = kept {
+                // Its processor, and the rows of earlier objects in it, went with it.
+                carry.lose(&format!("mapping {location} failed: {e}"));
+            }
             return false;
         }
     };
@@ -743,10 +860,12 @@ async fn aggregate(
                 receipt,
                 objects,
             } => settled.extend(ledger.register(id, receipt, objects)),
-            AggMsg::Rows { id, parts } => {
+            AggMsg::Rows(parts) => {
                 let now = started.elapsed().as_millis() as u64;
-                for (key, batch) in parts {
-                    ledger.rows(id, &key);
+                for Part { key, batch, tags } in parts {
+                    for id in tags {
+                        ledger.rows(id, &key);
+                    }
                     for (k, p) in buffers.add(key, batch, now) {
                         start_flush(
                             k,
