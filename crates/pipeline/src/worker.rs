@@ -472,13 +472,7 @@ async fn dispatch(
         tasks.spawn(async move {
             let ok = match permit {
                 Some(_permit) => {
-                    let mapping = Mapping {
-                        agg: &agg,
-                        id,
-                        chunk_rows,
-                        carry,
-                    };
-                    process_object(&obj, &clients, &metrics, mapping).await
+                    process_object(&obj, &clients, &metrics, &agg, id, chunk_rows, carry).await
                 }
                 // Shutting down: the object is left for the message's return.
                 None => false,
@@ -629,25 +623,17 @@ async fn quarantine(
     }
 }
 
-/// Where an object's rows go and how they are mapped.
-struct Mapping<'a> {
-    /// The aggregator.
-    agg: &'a mpsc::Sender<AggMsg>,
-    /// The message naming the object.
-    id: MessageId,
-    /// Rows per chunk.
-    chunk_rows: usize,
-    /// The batch's processors, if it keeps them between objects.
-    carry: Option<Arc<Carry>>,
-}
-
-/// Fetches and maps one object. Returns whether its outcome is durable-or-pending
-/// (true) or must be retried through the message (false).
+/// Fetches and maps one object (with the batch's processors, if `carry`). Returns
+/// whether its outcome is durable-or-pending (true) or must be retried through the
+/// message (false).
 async fn process_object(
     obj: &ObjectRef,
     clients: &Clients,
     metrics: &Arc<Metrics>,
-    mapping: Mapping<'_>,
+    agg: &mpsc::Sender<AggMsg>,
+    id: MessageId,
+    chunk_rows: usize,
+    carry: Option<Arc<Carry>>,
 ) -> bool {
     let location = format!("s3://{}/{}", obj.bucket, obj.key);
     match classify_key(&obj.key) {
@@ -686,12 +672,6 @@ async fn process_object(
         failed: transport.clone(),
     };
     let key = obj.key.clone();
-    let Mapping {
-        agg,
-        id,
-        chunk_rows,
-        carry,
-    } = mapping;
     let agg_rows = agg.clone();
     let kept = carry.clone();
     let handle = tokio::task::spawn_blocking(move || {
