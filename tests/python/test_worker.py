@@ -535,6 +535,29 @@ def test_sigterm_flushes_buffered_messages(emu, tmp_path, workers):
     assert s.get("messages_deleted") == n + 1 and s.get("rows_written") == rows_by_class(rows), s
 
 
+def test_unwritable_lake_deletes_no_object_message(emu, tmp_path, workers):
+    """The lake bucket does not exist: no row can be made durable, so no object message may be
+    deleted — including those whose rows waited in a processor for the next objects (carried)
+    after their objects were done. Only the s3:TestEvent is. At exit every object message is
+    made visible again for another try."""
+    t = Trail(emu, tmp_path, "t8u", max_receive=None)
+    emu.notify_sqs(t.bucket, t.q.arn)
+    t.generate(83, accounts=2, days=1, files=6, records_per_file=10)
+    t.upload()
+    n = len(t.keys)
+    ghost = E.unique("t8u-no-such-lake")
+    w = workers(t.q.url, f"s3://{ghost}/lake", "--flush-interval", "1s", "--idle-exit", "4s", *FAST)
+    rc = w.wait(60)
+    assert rc == 0, f"worker exit {rc}\n{w.stderr_tail()}"
+    s = w.summary()
+    assert s.get("objects_processed") == n, s
+    assert s.get("messages_deleted") == 1, f"only the TestEvent may be deleted: {s}"
+    assert s.get("messages_released") == n, f"every object message released for another try: {s}"
+    visible, inflight = emu.counts(t.q.url)
+    assert visible + inflight == n, f"queue holds {visible} visible + {inflight} in flight, want the {n} object messages"
+    assert ghost in w.stderr_tail(200), "stderr does not name the lake bucket"
+
+
 # --------------------------------------------------------------------------- 9. metrics
 
 

@@ -57,6 +57,8 @@ pub fn convert_local(
                 summary.records_rejected += 1;
                 tracing::warn!(object = %obj.key, record = index, %reason, "record not mapped");
             }
+            // Only with `carry_rows`, which this processor keeps off.
+            ObjectEvent::Carried(_) | ObjectEvent::Released { .. } => {}
         });
         if let Some(source) = write_err.take() {
             return Err(ReplayError::Lake {

@@ -71,6 +71,19 @@ pub enum ObjectEvent {
         /// The record's bytes as they were in the file.
         bytes: Vec<u8>,
     },
+    /// With [`carry_rows`](ObjectProcessor::carry_rows): the object of this
+    /// [`tag`](ObjectProcessor::tag) ended with rows still in the processor. One
+    /// [`Released`](Self::Released) naming it follows, when they are handed out.
+    Carried(u64),
+    /// The rows carried past the end of these objects (one tag per
+    /// [`Carried`](Self::Carried)) were all handed out, in the `Rows` just before;
+    /// or, with an `error`, lost: their batch could not be built (a bug).
+    Released {
+        /// The objects' tags.
+        tags: Vec<u64>,
+        /// Why their rows were lost, if they were.
+        error: Option<String>,
+    },
 }
 
 /// Record JSON per chunk handed out, by default: a chunk ends at [`ObjectProcessor::chunk_rows`]
@@ -105,18 +118,18 @@ pub struct ObjectProcessor {
     /// many small objects (a quiet account's trail files hold a few records each) make
     /// a few large batches rather than a few-row batch per partition per object, whose
     /// fixed costs (a set of arrays to build, buffer, sort, write and free) would
-    /// outweigh its rows many times over. For a caller that does not need an object's
-    /// rows before its outcome: replay, and the batches of Lambda and `replay s3://`,
-    /// which wait for [`finish`](Self::finish) before acknowledging anything (their
-    /// parts' [`tags`](Part::tags) say whose rows are whose). The streaming worker,
-    /// which acknowledges an object once its rows are written, keeps it off.
+    /// outweigh its rows many times over. An object's last rows may then still be in
+    /// the processor when its outcome is returned: a caller that acknowledges objects
+    /// waits for the [`ObjectEvent::Released`] that follows each
+    /// [`ObjectEvent::Carried`], and the parts' [`tags`](Part::tags) say whose rows
+    /// are whose. A caller that stops using a processor calls [`finish`](Self::finish).
     pub carry_rows: bool,
     /// The caller's name for the object being processed, reported with its rows
     /// ([`Part::tags`]).
     pub tag: u64,
-    /// Set when a batch could not be built while rows of earlier objects were
-    /// carried in it (see [`take_carried_failure`](Self::take_carried_failure)).
-    carried_failure: Option<String>,
+    /// The tags of the objects that ended with rows in the chunk being built, once
+    /// per [`ObjectEvent::Carried`].
+    owed: Vec<u64>,
 }
 
 impl Default for ObjectProcessor {
@@ -131,7 +144,7 @@ impl Default for ObjectProcessor {
             max_record_bytes: trailhouse_cloudtrail::reader::DEFAULT_MAX_RECORD_BYTES,
             carry_rows: false,
             tag: 0,
-            carried_failure: None,
+            owed: Vec::new(),
         }
     }
 }
@@ -175,8 +188,7 @@ impl ObjectProcessor {
         };
         let mut reader = reader.with_max_record_bytes(self.max_record_bytes);
         // Rows carried from earlier objects stay in their lanes, with their keys.
-        let mut carried = !self.builder.is_empty();
-        if !carried {
+        if self.builder.is_empty() {
             self.keys.clear();
             self.lane_tags.clear();
             self.chunk_json = 0;
@@ -222,9 +234,10 @@ impl ObjectProcessor {
                     // Rows read before the failure are handed out (or carried) as
                     // usual: the object's outcome says how many.
                     let flushed = if self.carry_rows {
+                        self.end_object(sink);
                         Ok(())
                     } else {
-                        self.flush_chunk(sink, false)
+                        self.flush_chunk(sink)
                     };
                     return ObjectOutcome::Failed {
                         reason: flushed.err().unwrap_or(e.to_string()),
@@ -234,23 +247,20 @@ impl ObjectProcessor {
                 }
             };
             self.chunk_json += json;
-            if self.builder.len() >= self.chunk_rows
+            let full = self.builder.len() >= self.chunk_rows
                 || self.chunk_json >= self.chunk_bytes
-                || self.keys.len() >= MAX_CHUNK_PARTITIONS
-            {
-                if let Err(reason) = self.flush_chunk(sink, carried) {
-                    return ObjectOutcome::Failed {
-                        reason,
-                        records: reader.records_read(),
-                        bytes: reader.bytes_read(),
-                    };
-                }
-                carried = false;
+                || self.keys.len() >= MAX_CHUNK_PARTITIONS;
+            if full && let Err(reason) = self.flush_chunk(sink) {
+                return ObjectOutcome::Failed {
+                    reason,
+                    records: reader.records_read(),
+                    bytes: reader.bytes_read(),
+                };
             }
         }
-        if !self.carry_rows
-            && let Err(reason) = self.flush_chunk(sink, false)
-        {
+        if self.carry_rows {
+            self.end_object(sink);
+        } else if let Err(reason) = self.flush_chunk(sink) {
             return ObjectOutcome::Failed {
                 reason,
                 records: reader.records_read(),
@@ -267,59 +277,69 @@ impl ObjectProcessor {
     /// [`carry_rows`](Self::carry_rows)); nothing when there are none.
     ///
     /// # Errors
-    /// When a batch cannot be built, which would be a bug: the rows are lost, and
-    /// the caller must fail rather than report them written.
+    /// When a batch cannot be built, which would be a bug: the rows are lost (and
+    /// [`ObjectEvent::Released`] says whose), and the caller must fail rather than
+    /// report them written.
     pub fn finish(&mut self, sink: &mut dyn FnMut(ObjectEvent)) -> Result<(), String> {
-        let flushed = self.flush_chunk(sink, true);
-        self.take_carried_failure().map_or(flushed, Err)
+        self.flush_chunk(sink)
     }
 
-    /// Why a batch holding rows of earlier objects could not be built, once: the
-    /// object being read was reported failed (and goes to quarantine whole), but the
-    /// earlier objects' rows in that batch are lost, so the caller must fail the job.
-    /// Only a bug makes a batch fail to build.
-    pub fn take_carried_failure(&mut self) -> Option<String> {
-        self.carried_failure.take()
+    /// The objects whose rows this processor holds past their end, taken without
+    /// handing the rows out: for a caller giving up on the processor (its mapping
+    /// panicked), which must then fail them.
+    pub fn take_owed(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.owed)
     }
 
-    /// Hands out the rows built so far, split by partition. An error here means the
-    /// arrays disagree with the schema: a bug, reported as the object's failure so
-    /// the object is quarantined rather than lost; if the chunk held rows of earlier
-    /// objects (`carried`), the failure is also kept for
-    /// [`take_carried_failure`](Self::take_carried_failure).
-    fn flush_chunk(
-        &mut self,
-        sink: &mut dyn FnMut(ObjectEvent),
-        carried: bool,
-    ) -> Result<(), String> {
-        if self.builder.is_empty() {
-            return Ok(());
+    /// At the end of an object, with `carry_rows`: whether rows of it stay in the
+    /// chunk (the lanes it wrote to name it last), and if so, says so.
+    fn end_object(&mut self, sink: &mut dyn FnMut(ObjectEvent)) {
+        let tag = self.tag;
+        if self.lane_tags.iter().any(|tags| tags.last() == Some(&tag)) {
+            self.owed.push(tag);
+            sink(ObjectEvent::Carried(tag));
         }
+    }
+
+    /// Hands out the rows built so far, split by partition, then releases the
+    /// objects owed. An error here means the arrays disagree with the schema: a bug,
+    /// reported as the object's failure so the object is quarantined rather than
+    /// lost; the earlier objects with rows in the chunk are released with the error.
+    fn flush_chunk(&mut self, sink: &mut dyn FnMut(ObjectEvent)) -> Result<(), String> {
         let keys = std::mem::take(&mut self.keys);
         let mut tags = std::mem::take(&mut self.lane_tags).into_iter();
         self.chunk_json = 0;
         let mut out = Vec::with_capacity(keys.len());
-        for (lane, key) in keys.into_iter().enumerate() {
-            let batch = match self.builder.finish_lane(lane) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    // No lane keeps rows whose key is gone.
-                    self.builder = OcsfBuilder::new();
-                    let reason = format!("internal error building the batch: {e}");
-                    if carried {
-                        self.carried_failure = Some(reason.clone());
+        if !self.builder.is_empty() {
+            for (lane, key) in keys.into_iter().enumerate() {
+                let batch = match self.builder.finish_lane(lane) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        // No lane keeps rows whose key is gone.
+                        self.builder = OcsfBuilder::new();
+                        let reason = format!("internal error building the batch: {e}");
+                        self.release(sink, Some(reason.clone()));
+                        return Err(reason);
                     }
-                    return Err(reason);
+                };
+                // A lane can be empty: its key was chosen for a record that then failed.
+                let tags = tags.next().unwrap_or_default();
+                if batch.num_rows() > 0 {
+                    out.push(Part { key, batch, tags });
                 }
-            };
-            // A lane can be empty: its key was chosen for a record that then failed.
-            let tags = tags.next().unwrap_or_default();
-            if batch.num_rows() > 0 {
-                out.push(Part { key, batch, tags });
             }
+            sink(ObjectEvent::Rows(out));
         }
-        sink(ObjectEvent::Rows(out));
+        self.release(sink, None);
         Ok(())
+    }
+
+    /// Releases the objects owed, if any.
+    fn release(&mut self, sink: &mut dyn FnMut(ObjectEvent), error: Option<String>) {
+        if !self.owed.is_empty() {
+            let tags = std::mem::take(&mut self.owed);
+            sink(ObjectEvent::Released { tags, error });
+        }
     }
 }
 
@@ -372,6 +392,7 @@ mod tests {
                     .map(|p| (p.key.to_string(), p.batch.num_rows())),
             ),
             ObjectEvent::BadRecord { index, reason, .. } => bad.push((index, reason)),
+            ev => panic!("an event of carried rows without carry_rows: {ev:?}"),
         });
         (outcome, rows, bad)
     }
@@ -555,7 +576,6 @@ mod tests {
                 assert!(batches.is_empty(), "nothing handed out before finish");
             }
             p.finish(&mut into(&mut batches)).unwrap();
-            assert_eq!(p.take_carried_failure(), None);
             let rows: usize = batches.iter().map(|(_, n)| n).sum();
             assert_eq!(rows as u64, 30 + records);
             if carry {
@@ -582,7 +602,9 @@ mod tests {
     fn each_part_names_the_objects_whose_rows_it_holds() {
         // Objects tagged 7 (two records in us-east-1), 8 (two in eu-west-1) and 9 (one
         // in each), carried: a part's tags are the objects with rows in it, each once,
-        // whether the chunk ends at `finish` or at its row bound mid-stream.
+        // whether the chunk ends at `finish` or at its row bound mid-stream; an object
+        // ending with rows in the processor is `Carried`, and `Released` right after
+        // the rows that held its last ones, never before.
         let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/f.json.gz";
         let object = |tag: u64, regions: &[&str]| {
             let recs: Vec<String> = regions
@@ -592,36 +614,62 @@ mod tests {
                 .collect();
             gz(&format!(r#"{{"Records":[{}]}}"#, recs.join(",")))
         };
+        let part =
+            |region: &str, rows: usize, tags: &[u64]| format!("rows {region} {rows} {tags:?}");
         let (us, eu) = ("us-east-1", "eu-west-1");
-        let part = |region: &str, rows: usize, tags: &[u64]| {
-            (
-                format!("CLOUD_TRAIL_MGMT/API Activity/{region}/111122223333/20240101"),
-                rows,
-                tags.to_vec(),
-            )
-        };
+        let (end, carried, released) = (
+            |tag: u64| format!("end {tag}"),
+            |tag: u64| format!("carried {tag}"),
+            |tags: &[u64]| format!("released {tags:?}"),
+        );
         for (chunk_rows, expected) in [
-            (1000, vec![part(us, 3, &[7, 9]), part(eu, 3, &[8, 9])]),
+            (
+                1000,
+                vec![
+                    carried(7),
+                    end(7),
+                    carried(8),
+                    end(8),
+                    carried(9),
+                    end(9),
+                    part(us, 3, &[7, 9]),
+                    part(eu, 3, &[8, 9]),
+                    released(&[7, 8, 9]),
+                ],
+            ),
             (
                 4,
                 vec![
+                    carried(7),
+                    end(7),
+                    // Object 8 fills the chunk with its last row: nothing of it is
+                    // carried, and 7 is released with the chunk.
                     part(us, 2, &[7]),
                     part(eu, 2, &[8]),
+                    released(&[7]),
+                    end(8),
+                    carried(9),
+                    end(9),
                     part(us, 1, &[9]),
                     part(eu, 1, &[9]),
+                    released(&[9]),
                 ],
             ),
         ] {
             let mut p = ObjectProcessor::with_chunk_rows(chunk_rows);
             p.carry_rows = true;
-            let mut parts = Vec::new();
-            let mut sink = |ev| {
-                if let ObjectEvent::Rows(ps) = ev {
-                    parts.extend(
-                        ps.into_iter()
-                            .map(|p| (p.key.to_string(), p.batch.num_rows(), p.tags)),
-                    );
+            let log = std::cell::RefCell::new(Vec::new());
+            let mut sink = |ev| match ev {
+                ObjectEvent::Rows(ps) => log.borrow_mut().extend(ps.into_iter().map(|p| {
+                    let region = p.key.to_string().split('/').nth(2).unwrap().to_string();
+                    part(&region, p.batch.num_rows(), &p.tags)
+                })),
+                ObjectEvent::Carried(tag) => log.borrow_mut().push(carried(tag)),
+                ObjectEvent::Released { tags, error } => {
+                    assert_eq!(error, None);
+                    log.borrow_mut().push(released(&tags));
                 }
+                ObjectEvent::BadRecord { reason, .. } => panic!("bad record: {reason}"),
             };
             for (tag, regions) in [(7, vec![us, us]), (8, vec![eu, eu]), (9, vec![us, eu])] {
                 p.tag = tag;
@@ -630,9 +678,11 @@ mod tests {
                     outcome,
                     ObjectOutcome::Complete { records: 2, .. }
                 ));
+                log.borrow_mut().push(end(tag));
             }
             p.finish(&mut sink).unwrap();
-            assert_eq!(parts, expected, "chunk_rows {chunk_rows}");
+            assert_eq!(log.into_inner(), expected, "chunk_rows {chunk_rows}");
+            assert_eq!(p.take_owed(), Vec::<u64>::new());
         }
     }
 

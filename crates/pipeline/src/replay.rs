@@ -479,20 +479,19 @@ fn worker(groups: &[&[LocalObject]], w: usize, stride: usize, chunk_rows: usize,
 /// One group through `processor`, its events to `tx`; false once the aggregator is
 /// gone or rows were lost.
 fn map_group(processor: &mut ObjectProcessor, objects: &[LocalObject], tx: &Outbox) -> bool {
+    let mut go = true;
     for obj in objects {
         let (outcome, bytes_in) = match File::open(&obj.path) {
             Ok(file) => {
-                let bytes_in = obj.bytes;
-                let mut closed = false;
                 let outcome = processor.process(&obj.key, file, &mut |ev| {
-                    if !closed && !tx.send(Msg::Event(ev)) {
-                        closed = true;
+                    if go {
+                        go = pass(tx, ev);
                     }
                 });
-                if closed {
+                if !go {
                     return false;
                 }
-                (outcome, bytes_in)
+                (outcome, obj.bytes)
             }
             Err(e) => (
                 ObjectOutcome::Failed {
@@ -503,25 +502,39 @@ fn map_group(processor: &mut ObjectProcessor, objects: &[LocalObject], tx: &Outb
                 0,
             ),
         };
-        if let Some(reason) = processor.take_carried_failure() {
-            tx.send(Msg::Lost(reason));
-            return false;
-        }
         if !tx.send(Msg::Done { outcome, bytes_in }) {
             return false;
         }
     }
-    let mut closed = false;
     let finished = processor.finish(&mut |ev| {
-        if !closed && !tx.send(Msg::Event(ev)) {
-            closed = true;
+        if go {
+            go = pass(tx, ev);
         }
     });
     if let Err(reason) = finished {
-        tx.send(Msg::Lost(reason));
+        if go {
+            tx.send(Msg::Lost(reason));
+        }
         return false;
     }
-    !closed && tx.send(Msg::GroupEnd)
+    go && tx.send(Msg::GroupEnd)
+}
+
+/// Passes a processor's event on: rows and bad records as they are, rows of earlier
+/// objects lost with a chunk (a bug) as [`Msg::Lost`]. Whether to go on. (The
+/// aggregator needs no word of carried rows: a group's end follows them.)
+fn pass(tx: &Outbox, ev: ObjectEvent) -> bool {
+    match ev {
+        ObjectEvent::Carried(_) | ObjectEvent::Released { error: None, .. } => true,
+        ObjectEvent::Released {
+            error: Some(reason),
+            ..
+        } => {
+            tx.send(Msg::Lost(reason));
+            false
+        }
+        ev => tx.send(Msg::Event(ev)),
+    }
 }
 
 fn encoder(
@@ -668,6 +681,8 @@ fn aggregate(
                     take_rows(parts, &mut spill, &mut in_flight, summary)?;
                 }
                 (Msg::Lost(reason), _) => return Err(lost(reason)),
+                // `pass` keeps these to the worker.
+                (Msg::Event(ObjectEvent::Carried(_) | ObjectEvent::Released { .. }), _) => {}
                 (Msg::GroupEnd, None) => break,
                 (Msg::GroupEnd, Some(obj)) => {
                     return Err(ReplayError::Internal(format!(

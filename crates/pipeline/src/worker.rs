@@ -115,6 +115,12 @@ enum AggMsg {
     },
     /// Mapped rows; each part's tags are the messages whose objects' rows it holds.
     Rows(Vec<Part>),
+    /// An object of the message ended with rows still in a processor
+    /// ([`ObjectEvent::Carried`]): one more `ObjectDone` to wait for, sent when they
+    /// are handed out.
+    Hold {
+        id: MessageId,
+    },
     ObjectDone {
         id: MessageId,
         ok: bool,
@@ -184,8 +190,33 @@ pub async fn run(
         agg_tx.clone(),
         Acknowledge::Sqs,
     ));
-    let received = receive(&cfg, &clients, &metrics, &stop, &agg_tx).await;
-    // Whatever ended receiving, drain: flush what is buffered, delete what is durable.
+    let carry = Arc::new(Carry::new(cfg.chunk_rows, cfg.concurrency));
+    // Rows wait in idle processors for the next objects at most this long.
+    let swept = CancellationToken::new();
+    let sweeper = tokio::spawn({
+        let (carry, agg, swept) = (carry.clone(), agg_tx.clone(), swept.clone());
+        let every = carry_interval(&cfg.flush);
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = swept.cancelled() => break,
+                    _ = tick.tick() => {
+                        if carry.finish(&agg).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let received = receive(&cfg, &clients, &metrics, &stop, &agg_tx, &carry).await;
+    swept.cancel();
+    let _ = sweeper.await;
+    // Whatever ended receiving, drain: hand out carried rows, flush what is
+    // buffered, delete what is durable.
+    let _ = carry.finish(&agg_tx).await;
     let _ = agg_tx
         .send(AggMsg::Drain {
             all_or_nothing: false,
@@ -206,6 +237,7 @@ async fn receive(
     metrics: &Arc<Metrics>,
     stop: &CancellationToken,
     agg: &mpsc::Sender<AggMsg>,
+    carry: &Arc<Carry>,
 ) -> Result<(), WorkerError> {
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -286,8 +318,7 @@ async fn receive(
                 agg,
                 permits: &permits,
                 stop,
-                chunk_rows: cfg.chunk_rows,
-                carry: None,
+                carry,
             };
             dispatch(&ctx, id, receipt, &message_id, &body, &mut tasks).await?;
         }
@@ -313,32 +344,35 @@ struct Dispatch<'a> {
     agg: &'a mpsc::Sender<AggMsg>,
     permits: &'a Arc<Semaphore>,
     stop: &'a CancellationToken,
-    chunk_rows: usize,
-    /// Processors kept between objects, in a batch ([`Carry`]); none in the
-    /// streaming worker.
-    carry: Option<&'a Arc<Carry>>,
+    carry: &'a Arc<Carry>,
 }
 
-/// The processors of a batch (Lambda, a replay day), kept from one object to the next
-/// so that their rows run on in one chunk ([`ObjectProcessor::carry_rows`]): a trail's
-/// objects are mostly small (a few records in a quiet region), and a chunk per object
-/// would make each a few-row batch per partition, whose fixed costs (arrays to build,
-/// buffer, sort, write and free) outweigh its rows many times over.
+/// The worker's processors, kept from one object to the next so that their rows run
+/// on in one chunk ([`ObjectProcessor::carry_rows`]): a trail's objects are mostly
+/// small (a few records in a quiet region), and a chunk per object would make each a
+/// few-row batch per partition, whose fixed costs (arrays to build, buffer, sort,
+/// write and free) outweigh its rows many times over.
 ///
-/// An object's rows may then still be in a processor when the object is done, so each
-/// message of the batch is registered with one more object than it names, a hold,
-/// released by [`Carry::finish`] once every processor has handed out its rows. The
-/// streaming worker acknowledges messages as their rows become durable, any time, and
-/// keeps a processor per object instead.
-#[derive(Default)]
+/// An object whose last rows stay in a processor holds its message
+/// ([`AggMsg::Hold`]) until the processor hands them out: when its chunk fills, or at
+/// [`finish`](Self::finish), which the streaming worker calls every
+/// [`carry_interval`] and a batch (Lambda, a replay day) after its last object.
 struct Carry {
     idle: std::sync::Mutex<Vec<ObjectProcessor>>,
-    /// A chunk holding rows of earlier objects could not be built (a bug): whose rows
-    /// were lost is not known, so every message of the batch fails.
-    lost: std::sync::atomic::AtomicBool,
+    chunk_rows: usize,
+    /// Idle processors kept at most (the concurrency); more are finished and dropped.
+    keep: usize,
 }
 
 impl Carry {
+    fn new(chunk_rows: usize, keep: usize) -> Self {
+        Carry {
+            idle: std::sync::Mutex::new(Vec::new()),
+            chunk_rows,
+            keep: keep.max(1),
+        }
+    }
+
     /// The idle processors. The list is valid whatever a panicking thread left, so a
     /// poisoned lock is taken as it is: its processors hold rows.
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<ObjectProcessor>> {
@@ -346,57 +380,75 @@ impl Carry {
     }
 
     /// An idle processor, or a new one.
-    fn take(&self, chunk_rows: usize) -> ObjectProcessor {
+    fn take(&self) -> ObjectProcessor {
         self.idle().pop().unwrap_or_else(|| {
-            let mut p = ObjectProcessor::with_chunk_rows(chunk_rows);
+            let mut p = ObjectProcessor::with_chunk_rows(self.chunk_rows);
             p.carry_rows = true;
             p
         })
     }
 
-    /// Returns a processor after an object, noting a lost chunk.
-    fn put(&self, mut processor: ObjectProcessor) {
-        if let Some(reason) = processor.take_carried_failure() {
-            self.lose(&reason);
+    /// Returns a processor after an object (on the blocking pool); one beyond `keep`
+    /// hands out its rows and is dropped.
+    fn put(&self, mut processor: ObjectProcessor, agg: &mpsc::Sender<AggMsg>) {
+        let mut idle = self.idle();
+        if idle.len() < self.keep {
+            idle.push(processor);
+            return;
         }
-        self.idle().push(processor);
+        drop(idle);
+        let _ = processor.finish(&mut |ev| forward(agg, ev));
     }
 
-    /// Rows of earlier objects were lost (a bug: a batch that could not be built, a
-    /// mapping task that panicked with its processor).
-    fn lose(&self, reason: &str) {
-        tracing::error!(%reason, "rows of earlier objects were lost; the batch fails");
-        self.lost.store(true, Ordering::Relaxed);
-    }
-
-    /// Hands out every processor's remaining rows (once the batch's objects are all
-    /// done), then releases each message's hold: `ok` unless rows were lost.
-    async fn finish(
-        self: &Arc<Self>,
-        agg: &mpsc::Sender<AggMsg>,
-        held: &[MessageId],
-    ) -> Result<(), WorkerError> {
+    /// Hands out the rows of the idle processors (a failure releases their objects
+    /// failed) and keeps the processors.
+    async fn finish(self: &Arc<Self>, agg: &mpsc::Sender<AggMsg>) -> Result<(), WorkerError> {
         let (tx, carry) = (agg.clone(), self.clone());
         tokio::task::spawn_blocking(move || {
-            let idle = std::mem::take(&mut *carry.idle());
-            for mut processor in idle {
-                let finished = processor.finish(&mut |ev| {
-                    if let ObjectEvent::Rows(parts) = ev {
-                        let _ = tx.blocking_send(AggMsg::Rows(parts));
-                    }
-                });
-                if let Err(reason) = finished {
-                    carry.lose(&reason);
-                }
+            let mut finished = std::mem::take(&mut *carry.idle());
+            for processor in &mut finished {
+                let _ = processor.finish(&mut |ev| forward(&tx, ev));
             }
+            let mut idle = carry.idle();
+            finished.truncate(carry.keep.saturating_sub(idle.len()));
+            idle.append(&mut finished);
         })
         .await
-        .map_err(|e| WorkerError::Internal(format!("finishing the batch's rows: {e}")))?;
-        let ok = !self.lost.load(Ordering::Relaxed);
-        for &id in held {
-            send(agg, AggMsg::ObjectDone { id, ok }).await?;
+        .map_err(|e| WorkerError::Internal(format!("handing out carried rows: {e}")))
+    }
+}
+
+/// How long rows may wait in an idle processor in the streaming worker: a thirtieth of
+/// the flush interval, between 0.25 and 10 s, so that they reach their partition's
+/// buffer a little later than without carrying, and in far fewer, larger batches.
+fn carry_interval(flush: &FlushPolicy) -> Duration {
+    let interval = flush
+        .max_age_ms
+        .map_or(Duration::from_secs(10), |ms| Duration::from_millis(ms / 30));
+    interval.clamp(Duration::from_millis(250), Duration::from_secs(10))
+}
+
+/// Sends a processor's event to the aggregator (on the blocking pool). Bad records
+/// are the object task's to quarantine, not the aggregator's.
+fn forward(agg: &mpsc::Sender<AggMsg>, ev: ObjectEvent) {
+    let msgs = match ev {
+        ObjectEvent::Rows(parts) => vec![AggMsg::Rows(parts)],
+        ObjectEvent::Carried(id) => vec![AggMsg::Hold { id }],
+        ObjectEvent::Released { tags, error } => {
+            if let Some(reason) = &error {
+                tracing::error!(%reason, messages = tags.len(), "rows of earlier objects were lost; their messages fail");
+            }
+            tags.into_iter()
+                .map(|id| AggMsg::ObjectDone {
+                    id,
+                    ok: error.is_none(),
+                })
+                .collect()
         }
-        Ok(())
+        ObjectEvent::BadRecord { .. } => Vec::new(),
+    };
+    for m in msgs {
+        let _ = agg.blocking_send(m);
     }
 }
 
@@ -446,14 +498,12 @@ async fn dispatch(
         }
         Notification::Objects(objects) => objects,
     };
-    // With a carry, the hold (see `Carry`) is one more object to wait for.
-    let hold = usize::from(d.carry.is_some());
     send(
         d.agg,
         AggMsg::Register {
             id,
             receipt,
-            objects: objects.len() + hold,
+            objects: objects.len(),
         },
     )
     .await?;
@@ -462,18 +512,15 @@ async fn dispatch(
             _ = d.stop.cancelled() => None,
             p = d.permits.clone().acquire_owned() => p.ok(),
         };
-        let (agg, clients, metrics, chunk_rows, carry) = (
+        let (agg, clients, metrics, carry) = (
             d.agg.clone(),
             d.clients.clone(),
             d.metrics.clone(),
-            d.chunk_rows,
-            d.carry.cloned(),
+            d.carry.clone(),
         );
         tasks.spawn(async move {
             let ok = match permit {
-                Some(_permit) => {
-                    process_object(&obj, &clients, &metrics, &agg, id, chunk_rows, carry).await
-                }
+                Some(_permit) => process_object(&obj, &clients, &metrics, &agg, id, carry).await,
                 // Shutting down: the object is left for the message's return.
                 None => false,
             };
@@ -509,8 +556,7 @@ pub async fn process_batch(
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut unregistered = Vec::new();
-    let carry = Arc::new(Carry::default());
-    let mut held = Vec::new();
+    let carry = Arc::new(Carry::new(cfg.chunk_rows, cfg.concurrency));
     for (i, (message_id, body)) in messages.into_iter().enumerate() {
         add(&metrics.messages_received, 1);
         let d = Dispatch {
@@ -519,18 +565,15 @@ pub async fn process_batch(
             agg: &agg_tx,
             permits: &permits,
             stop: &stop,
-            chunk_rows: cfg.chunk_rows,
-            carry: Some(&carry),
+            carry: &carry,
         };
         let id = i as MessageId;
-        if dispatch(&d, id, message_id.clone(), &message_id, &body, &mut tasks).await? {
-            held.push(id);
-        } else {
+        if !dispatch(&d, id, message_id.clone(), &message_id, &body, &mut tasks).await? {
             unregistered.push(message_id);
         }
     }
     while tasks.join_next().await.is_some() {}
-    carry.finish(&agg_tx, &held).await?;
+    carry.finish(&agg_tx).await?;
     send(
         &agg_tx,
         AggMsg::Drain {
@@ -623,17 +666,16 @@ async fn quarantine(
     }
 }
 
-/// Fetches and maps one object (with the batch's processors, if `carry`). Returns
-/// whether its outcome is durable-or-pending (true) or must be retried through the
-/// message (false).
+/// Fetches and maps one object with one of `carry`'s processors. Returns whether its
+/// outcome is durable-or-pending (true) or must be retried through the message
+/// (false).
 async fn process_object(
     obj: &ObjectRef,
     clients: &Clients,
     metrics: &Arc<Metrics>,
     agg: &mpsc::Sender<AggMsg>,
     id: MessageId,
-    chunk_rows: usize,
-    carry: Option<Arc<Carry>>,
+    carry: Arc<Carry>,
 ) -> bool {
     let location = format!("s3://{}/{}", obj.bucket, obj.key);
     match classify_key(&obj.key) {
@@ -672,38 +714,42 @@ async fn process_object(
         failed: transport.clone(),
     };
     let key = obj.key.clone();
-    let agg_rows = agg.clone();
-    let kept = carry.clone();
+    let agg = agg.clone();
     let handle = tokio::task::spawn_blocking(move || {
-        let mut processor = match &carry {
-            Some(carry) => carry.take(chunk_rows),
-            None => ObjectProcessor::with_chunk_rows(chunk_rows),
-        };
+        let mut processor = carry.take();
         processor.tag = id;
         let mut bad = Vec::new();
-        let outcome = processor.process(&key, reader, &mut |ev| match ev {
-            ObjectEvent::Rows(parts) => {
-                let _ = agg_rows.blocking_send(AggMsg::Rows(parts));
+        let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            processor.process(&key, reader, &mut |ev| match ev {
+                ObjectEvent::BadRecord {
+                    index,
+                    reason,
+                    bytes,
+                } => bad.push((index, reason, bytes)),
+                ev => forward(&agg, ev),
+            })
+        }));
+        match mapped {
+            Ok(outcome) => {
+                carry.put(processor, &agg);
+                (outcome, bad)
             }
-            ObjectEvent::BadRecord {
-                index,
-                reason,
-                bytes,
-            } => bad.push((index, reason, bytes)),
-        });
-        if let Some(carry) = &carry {
-            carry.put(processor);
+            Err(panic) => {
+                // The processor goes, with the rows of earlier objects in it: their
+                // messages fail too, rather than wait forever.
+                let tags = processor.take_owed();
+                if !tags.is_empty() {
+                    let error = Some(format!("mapping {key} panicked"));
+                    forward(&agg, ObjectEvent::Released { tags, error });
+                }
+                std::panic::resume_unwind(panic)
+            }
         }
-        (outcome, bad)
     });
     let (outcome, bad) = match handle.await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(object = %location, error = %e, "processing task failed");
-            if let Some(carry) = kept {
-                // Its processor, and the rows of earlier objects in it, went with it.
-                carry.lose(&format!("mapping {location} failed: {e}"));
-            }
             return false;
         }
     };
@@ -858,6 +904,7 @@ async fn aggregate(
                     }
                 }
             }
+            AggMsg::Hold { id } => ledger.hold(id),
             AggMsg::ObjectDone { id, ok } => {
                 any_object_failed |= !ok;
                 settled.extend(if ok {
