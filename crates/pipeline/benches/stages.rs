@@ -106,8 +106,8 @@ fn bench(c: &mut Criterion) {
     });
 
     // The same records as objects of 8 records each, as a quiet account's trail files
-    // hold: rows handed out per object (as the streaming workers need), and carried
-    // across objects (as replay does).
+    // hold: rows handed out per object (as `convert` does, and every path did before
+    // carrying), and carried across objects (as replay and the workers do).
     let small: Vec<Vec<u8>> = recs.chunks(8).map(|c| log_object(c).0).collect();
     for carry in [false, true] {
         let name = if carry {
