@@ -98,17 +98,25 @@ impl PartitionBuffers {
             out.extend(self.take(&key));
         }
         if self.total_bytes > self.policy.max_buffer_bytes {
+            // Largest first (ties: the smaller key), until three quarters remain; one
+            // sort, not a scan per partition flushed: an input spread over thousands
+            // of partitions flushes thousands at a time.
             let target = self.policy.max_buffer_bytes / 4 * 3;
-            while self.total_bytes > target {
-                let Some(largest) = self
-                    .parts
-                    .iter()
-                    .max_by(|a, b| a.1.bytes.cmp(&b.1.bytes).then_with(|| b.0.cmp(a.0)))
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                out.extend(self.take(&largest));
+            let mut by_size: Vec<(usize, &PartitionKey)> =
+                self.parts.iter().map(|(k, p)| (p.bytes, k)).collect();
+            by_size.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            let mut left = self.total_bytes;
+            let largest: Vec<PartitionKey> = by_size
+                .into_iter()
+                .take_while(|&(bytes, _)| {
+                    let go = left > target;
+                    left = left.saturating_sub(bytes);
+                    go
+                })
+                .map(|(_, k)| k.clone())
+                .collect();
+            for key in largest {
+                out.extend(self.take(&key));
             }
         }
         out
@@ -138,5 +146,101 @@ impl PartitionBuffers {
         let (k, p) = self.parts.remove_entry(key)?;
         self.total_bytes -= p.bytes;
         Some((k, p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array};
+    use trailhouse_ocsf::{OcsfClass, Source};
+
+    use super::*;
+
+    fn key(account: &str) -> PartitionKey {
+        let (source, class) = (Source::CloudTrailMgmt, OcsfClass::ApiActivity);
+        PartitionKey::new(source, class, "us-east-1", account, 20240101).unwrap()
+    }
+
+    fn rows(n: i64) -> RecordBatch {
+        let col: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+        RecordBatch::try_from_iter([("time", col)]).unwrap()
+    }
+
+    fn accounts(out: &[(PartitionKey, Pending)]) -> Vec<String> {
+        out.iter().map(|(k, _)| k.account().to_string()).collect()
+    }
+
+    #[test]
+    fn a_partition_is_flushed_when_it_reaches_flush_bytes() {
+        let size = rows(100).get_array_memory_size();
+        let mut b = PartitionBuffers::new(FlushPolicy {
+            flush_bytes: 2 * size,
+            max_buffer_bytes: usize::MAX,
+            max_age_ms: None,
+        });
+        assert!(b.add(key("111111111111"), rows(100), 0).is_empty());
+        assert!(b.add(key("222222222222"), rows(100), 0).is_empty());
+        let out = b.add(key("111111111111"), rows(100), 0);
+        assert_eq!(accounts(&out), ["111111111111"]);
+        assert_eq!((out[0].1.rows, out[0].1.batches.len()), (200, 2));
+        assert_eq!(b.total_bytes(), size);
+        assert_eq!(b.partitions(), 1);
+    }
+
+    #[test]
+    fn past_the_memory_bound_the_largest_go_first_until_three_quarters_remain() {
+        // Ten partitions of 56 units in all, added one after the other, bound 50
+        // units: the 51st unit passes it, and the largest are flushed until at most
+        // three quarters (37.5 units) remain: 10 units, then 9 (51 → 32). The last
+        // partition's other 5 units follow: 37 left.
+        let unit = rows(64).get_array_memory_size();
+        let mut b = PartitionBuffers::new(FlushPolicy {
+            flush_bytes: usize::MAX,
+            max_buffer_bytes: 50 * unit,
+            max_age_ms: None,
+        });
+        let sizes = [3, 8, 1, 10, 2, 8, 4, 9, 5, 6];
+        let mut out = Vec::new();
+        for (i, units) in sizes.into_iter().enumerate() {
+            let k = key(&format!("{i:012}"));
+            for _ in 0..units {
+                out.extend(b.add(k.clone(), rows(64), 0));
+            }
+        }
+        assert_eq!(accounts(&out), ["000000000003", "000000000007"]);
+        assert_eq!(b.total_bytes(), 37 * unit);
+        // Then ties: the smaller key goes first.
+        let mut b = PartitionBuffers::new(FlushPolicy {
+            flush_bytes: usize::MAX,
+            max_buffer_bytes: 4 * unit,
+            max_age_ms: None,
+        });
+        let mut out = Vec::new();
+        for account in ["000000000009", "000000000001", "000000000005"] {
+            out.extend(b.add(key(account), rows(64), 0));
+            out.extend(b.add(key(account), rows(64), 0));
+        }
+        // The fifth unit passes the bound of 4: of the two partitions of two units,
+        // the smaller key goes, which leaves 3 (≤ 3); the sixth unit makes 4 again.
+        assert_eq!(accounts(&out), ["000000000001"]);
+        assert_eq!(b.total_bytes(), 4 * unit);
+    }
+
+    #[test]
+    fn partitions_older_than_max_age_are_flushed() {
+        let mut b = PartitionBuffers::new(FlushPolicy {
+            flush_bytes: usize::MAX,
+            max_buffer_bytes: usize::MAX,
+            max_age_ms: Some(1000),
+        });
+        b.add(key("111111111111"), rows(1), 0);
+        b.add(key("222222222222"), rows(1), 500);
+        b.add(key("111111111111"), rows(1), 900);
+        assert!(b.expired(999).is_empty());
+        assert_eq!(accounts(&b.expired(1000)), ["111111111111"]);
+        assert_eq!(accounts(&b.expired(1500)), ["222222222222"]);
+        assert_eq!(b.total_bytes(), 0);
     }
 }
