@@ -429,26 +429,26 @@ fn carry_interval(flush: &FlushPolicy) -> Duration {
 }
 
 /// Sends a processor's event to the aggregator (on the blocking pool). Bad records
-/// are the object task's to quarantine, not the aggregator's.
+/// are the object task's to quarantine, not the aggregator's (and `finish`, the only
+/// other source of events, makes none).
 fn forward(agg: &mpsc::Sender<AggMsg>, ev: ObjectEvent) {
-    let msgs = match ev {
-        ObjectEvent::Rows(parts) => vec![AggMsg::Rows(parts)],
-        ObjectEvent::Carried(id) => vec![AggMsg::Hold { id }],
+    match ev {
+        ObjectEvent::Rows(parts) => {
+            let _ = agg.blocking_send(AggMsg::Rows(parts));
+        }
+        ObjectEvent::Carried(id) => {
+            let _ = agg.blocking_send(AggMsg::Hold { id });
+        }
         ObjectEvent::Released { tags, error } => {
             if let Some(reason) = &error {
                 tracing::error!(%reason, messages = tags.len(), "rows of earlier objects were lost; their messages fail");
             }
-            tags.into_iter()
-                .map(|id| AggMsg::ObjectDone {
-                    id,
-                    ok: error.is_none(),
-                })
-                .collect()
+            for id in tags {
+                let ok = error.is_none();
+                let _ = agg.blocking_send(AggMsg::ObjectDone { id, ok });
+            }
         }
-        ObjectEvent::BadRecord { .. } => Vec::new(),
-    };
-    for m in msgs {
-        let _ = agg.blocking_send(m);
+        ObjectEvent::BadRecord { .. } => {}
     }
 }
 
