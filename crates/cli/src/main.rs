@@ -1136,6 +1136,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: large buffers get mappings of their own (README, Memory).
+    trailhouse_pipeline::malloc::pin_mmap_threshold();
     // Named `bootstrap` (the provided.al2023 runtime), the binary is the Lambda handler.
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let is_bootstrap = std::path::Path::new(&argv0)

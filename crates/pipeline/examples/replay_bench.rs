@@ -17,6 +17,8 @@ use std::time::Instant;
 use trailhouse_pipeline::replay::{ReplayOptions, discover, replay_local};
 
 fn main() {
+    // As the CLI does (README, Memory), so that peak RSS here is the CLI's.
+    trailhouse_pipeline::malloc::pin_mmap_threshold();
     let mut args = std::env::args().skip(1);
     let corpus = PathBuf::from(args.next().expect("usage: replay_bench CORPUS [FILES]"));
     let limit: Option<usize> = args.next().map(|n| n.parse().expect("FILES is a number"));

@@ -14,11 +14,13 @@
 //! - [`worker`]: `trailhouse run`, the SQS-driven streaming worker, with
 //!   [`notification`] (every message shape), [`ledger`] (when a message may be
 //!   deleted), [`store`] (local or S3 lake) and [`metrics`].
+//! - [`malloc`]: the C allocator's setting that keeps the memory bound.
 
 pub mod convert;
 pub mod floor;
 pub mod insights;
 pub mod ledger;
+pub mod malloc;
 pub mod metrics;
 pub mod notification;
 pub mod plan;
