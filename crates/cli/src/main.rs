@@ -139,8 +139,8 @@ struct ReplayArgs {
     /// Rows per Parquet file at most.
     #[arg(long, default_value_t = WriteOptions::default().max_file_rows)]
     max_file_rows: usize,
-    /// zstd level of the Parquet files (their id and time columns use level 1 while
-    /// this is at most 9: it keeps them as small, faster).
+    /// zstd level of the Parquet files (the id and time columns use level 1 while
+    /// this is at most 9: no larger there, and faster).
     #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
     zstd_level: i32,
     /// Local source: input bytes (compressed, as stored) of the consecutive files that
@@ -269,8 +269,8 @@ struct RunArgs {
     /// Rows per Parquet file at most.
     #[arg(long, default_value_t = WriteOptions::default().max_file_rows)]
     max_file_rows: usize,
-    /// zstd level of the Parquet files (their id and time columns use level 1 while
-    /// this is at most 9: it keeps them as small, faster).
+    /// zstd level of the Parquet files (the id and time columns use level 1 while
+    /// this is at most 9: no larger there, and faster).
     #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
     zstd_level: i32,
     /// Visibility of messages in flight; the heartbeat keeps re-extending it.
@@ -347,8 +347,8 @@ struct LambdaArgs {
     /// early above it).
     #[arg(long, value_parser = parse_size, default_value = "256MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
     max_buffer_bytes: usize,
-    /// zstd level of the Parquet files (their id and time columns use level 1 while
-    /// this is at most 9: it keeps them as small, faster).
+    /// zstd level of the Parquet files (the id and time columns use level 1 while
+    /// this is at most 9: no larger there, and faster).
     #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
     zstd_level: i32,
     /// Path-style S3 addressing (emulators, S3-compatible stores).

@@ -1,16 +1,16 @@
 //! The C allocator's setting that keeps the memory bound (README, Memory).
 //!
 //! glibc's malloc serves a request of at least its *mmap threshold* with a mapping of
-//! its own, returned to the system on `free`; smaller ones come from the arenas (one
-//! per thread, up to 8 per core), which keep what is freed for reuse. The threshold
-//! starts at 128 KiB, and by default glibc raises it to the size of every mapped
-//! block freed, up to 32 MiB. A replay frees multi-MiB buffers all the time (Arrow
-//! builders and batches, Parquet files being written, spill frames), so the
-//! threshold soon sits at several MiB, and from then on such buffers come from the
-//! arenas of five threads, where freed ones stay resident and fragment. Fixed at
-//! [`MMAP_THRESHOLD`], the 10 GB replay of the Memory section peaked at 239 MiB
-//! instead of 260–267 MiB (release build, two threads), at the cost of some page
-//! faults (system time 9.7–12.9 s against 3.9 s, in ~115 s of CPU time); the one-core
+//! its own, returned to the system on `free`; smaller ones come from its arenas (up
+//! to 8 per core, shared out among the threads), which keep what is freed for reuse.
+//! The threshold starts at 128 KiB, and by default glibc raises it to the size of
+//! every mapped block freed, up to 32 MiB. A replay frees multi-MiB buffers all the
+//! time (Arrow builders and batches, Parquet files being written, spill frames), so
+//! the threshold soon sits at several MiB, and from then on such buffers come from
+//! the arenas of five threads, where freed ones stay resident and fragment. Fixed at
+//! [`MMAP_THRESHOLD`], the 10 GB replay of the Memory section peaked at 241 and 243
+//! MiB instead of 260–267 MiB (release build, two threads), at the cost of some page
+//! faults (system time 9–10 s against 3.9 s, in 115–140 s of CPU time); the one-core
 //! replay of the benchmark corpus ran as fast (three alternating pairs, the wall
 //! times overlapping) and peaked 7–12 MiB lower.
 
