@@ -106,15 +106,14 @@ impl PartitionBuffers {
                 self.parts.iter().map(|(k, p)| (p.bytes, k)).collect();
             by_size.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
             let mut left = self.total_bytes;
-            let largest: Vec<PartitionKey> = by_size
-                .into_iter()
-                .take_while(|&(bytes, _)| {
-                    let go = left > target;
-                    left = left.saturating_sub(bytes);
-                    go
-                })
-                .map(|(_, k)| k.clone())
-                .collect();
+            let mut largest = Vec::new();
+            for (bytes, key) in by_size {
+                if left <= target {
+                    break;
+                }
+                left = left.saturating_sub(bytes);
+                largest.push(key.clone());
+            }
             for key in largest {
                 out.extend(self.take(&key));
             }

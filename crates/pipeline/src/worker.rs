@@ -443,8 +443,8 @@ fn forward(agg: &mpsc::Sender<AggMsg>, ev: ObjectEvent) {
             if let Some(reason) = &error {
                 tracing::error!(%reason, messages = tags.len(), "rows of earlier objects were lost; their messages fail");
             }
+            let ok = error.is_none();
             for id in tags {
-                let ok = error.is_none();
                 let _ = agg.blocking_send(AggMsg::ObjectDone { id, ok });
             }
         }
