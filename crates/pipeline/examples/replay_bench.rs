@@ -89,7 +89,7 @@ fn main() {
     println!(
         "{} files, {:.1} MB JSON: floor {:.2} s ({:.1} MB/s), replay {:.2} s ({:.1} MB/s), \
          replay/floor {:.2}x; {} records, {} rows, {} duplicates, {} Parquet files, {:.3} MB out, {:.3} MB spilled, \
-         peak RSS {} MiB",
+         peak RSS {} MiB, {} memory trims",
         inputs.len(),
         mb,
         floor_secs,
@@ -104,5 +104,6 @@ fn main() {
         s.bytes_written as f64 / 1e6,
         s.spill_bytes_written as f64 / 1e6,
         s.peak_rss_bytes.unwrap_or(0) >> 20,
+        s.memory_trims,
     );
 }

@@ -14,16 +14,21 @@
 //! replay of the benchmark corpus ran as fast (three alternating pairs, the wall
 //! times overlapping) and peaked 7–12 MiB lower.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// Requests of at least this many bytes get a mapping of their own. At 512 KiB the
 /// 10 GB replay peaked at 231 MiB with more system time (12.7 s), at 2 MiB at 248
 /// MiB, at 4 MiB at 257 MiB.
 pub const MMAP_THRESHOLD: usize = 1 << 20;
 
 /// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`], which also stops glibc from
-/// raising it. Call it first thing in `main`, before any thread starts. Returns
+/// raising it, and notes the resident size before any work as the base of
+/// [`trim_above`]. Call it first thing in `main`, before any thread starts. Returns
 /// whether the setting took: false where the C library is not glibc (musl, other
 /// systems), which have no such threshold to pin.
 pub fn pin_mmap_threshold() -> bool {
+    base_resident_bytes();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let threshold = libc::c_int::try_from(MMAP_THRESHOLD).expect("fits a C int");
@@ -37,11 +42,112 @@ pub fn pin_mmap_threshold() -> bool {
     }
 }
 
+/// This process's resident set size in bytes (Linux: `/proc/self/statm`); `None`
+/// elsewhere or where it cannot be read.
+pub fn resident_bytes() -> Option<u64> {
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+    #[cfg(target_os = "linux")]
+    {
+        resident_bytes_linux()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn resident_bytes_linux() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a setting of the system.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// The resident size before the work: code, libraries and runtime, which no buffer
+/// setting changes (~16 MiB for `replay_bench`, ~31 MiB for the CLI, whose code is
+/// larger). Read at [`pin_mmap_threshold`], or else at the first [`trim_above`].
+fn base_resident_bytes() -> u64 {
+    static BASE: OnceLock<u64> = OnceLock::new();
+    *BASE.get_or_init(|| resident_bytes().unwrap_or(0))
+}
+
+static TRIMS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times [`trim_above`] has given memory back, in this process.
+pub fn trims() -> u64 {
+    TRIMS.load(Ordering::Relaxed)
+}
+
+/// Gives the memory freed into glibc's arenas back to the system (`malloc_trim`) when
+/// the process is resident for more than `budget` bytes above its base. Call it right
+/// after freeing a large amount (a partition written). Returns whether it trimmed.
+///
+/// Freed memory stays in the arenas for reuse, but reuse is imperfect: a long replay's
+/// peak grows with its length while its live heap does not (README, Memory). Trimming
+/// after every partition lowered the peaks most but cost 20–25 % more CPU time in page
+/// faults; above a budget, it is paid only by the inputs that need it.
+pub fn trim_above(budget: u64) -> bool {
+    let limit = base_resident_bytes().saturating_add(budget);
+    if resident_bytes().is_none_or(|r| r <= limit) {
+        return false;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes the allocator's locks and only returns free pages.
+        unsafe { libc::malloc_trim(0) };
+        TRIMS.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// The budget of [`trim_above`] under a memory bound of `max_buffer_bytes`: four
+/// times the buffer, the part of the bound that the buffer scales (README, Memory:
+/// peak RSS under 110 MiB + 3 × `--max-buffer-bytes`) and one buffer more. At the
+/// default 48 MiB, with the base of 16–31 MiB, trimming starts at 208–223 MiB, some
+/// 30–50 MiB under the bound. On the 10 GB replay of the README (profiling build, two
+/// threads, one run each): a budget of 192 MiB (this one) made 241 trims, peak 208
+/// MiB, system time 18.8 s; none: 224 MiB, 13.9 s; 168 MiB: 894 trims, 199 MiB, 32.1 s
+/// and a sixth more wall time.
+pub fn trim_budget(max_buffer_bytes: usize) -> u64 {
+    (max_buffer_bytes as u64).saturating_mul(4)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn glibc_takes_the_threshold() {
         assert!(super::pin_mmap_threshold());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn resident_size_is_read() {
+        let r = super::resident_bytes().expect("statm");
+        // A test binary is resident for more than a MiB and less than the machine.
+        assert!(r > 1 << 20 && r < 1 << 40, "{r}");
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn trims_only_above_the_budget() {
+        let base = super::base_resident_bytes();
+        assert!(!super::trim_above(u64::MAX));
+        // Resident for 32 MiB more, then a budget that leaves the process 16 MiB over
+        // it (other tests of this binary run beside this one: hence the margin).
+        let held = std::hint::black_box(vec![1u8; 32 << 20]);
+        let resident = super::resident_bytes().unwrap();
+        let before = super::trims();
+        assert!(super::trim_above(
+            (resident - base).saturating_sub(16 << 20)
+        ));
+        assert!(super::trims() > before);
+        assert!(!super::trim_above(resident - base + (1 << 30)));
+        drop(std::hint::black_box(held));
     }
 }

@@ -108,6 +108,9 @@ pub struct WorkerSummary {
     pub bytes_out: u64,
     /// Peak resident memory of the process in bytes (Linux).
     pub peak_rss_bytes: Option<u64>,
+    /// Times freed memory was given back to the system because the process held more
+    /// than its memory budget ([`crate::malloc::trim_above`]).
+    pub memory_trims: u64,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -159,6 +162,7 @@ impl Metrics {
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
             peak_rss_bytes: crate::replay::peak_rss_bytes(),
+            memory_trims: crate::malloc::trims(),
         }
     }
 
@@ -256,6 +260,11 @@ impl Metrics {
             "bytes_out_total",
             "Parquet bytes written.",
             get(&self.bytes_out),
+        );
+        counter(
+            "memory_trims_total",
+            "Times freed memory was given back to the system above the memory budget.",
+            crate::malloc::trims(),
         );
         let _ = writeln!(
             out,

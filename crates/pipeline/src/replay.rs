@@ -140,6 +140,9 @@ pub struct Summary {
     pub mb_per_sec: f64,
     /// Peak resident memory of the process in bytes (Linux; `None` elsewhere).
     pub peak_rss_bytes: Option<u64>,
+    /// Times freed memory was given back to the system because the process held
+    /// more than its bound allows for ([`crate::malloc::trim_above`]).
+    pub memory_trims: u64,
 }
 
 /// The process's peak resident set size (`VmHWM`), where the OS reports it.
@@ -168,7 +171,7 @@ impl Summary {
              records   {} read, {} quarantined, {} duplicates dropped\n\
              rows      {} written ({})\n\
              files     {} Parquet files, {} bytes (input {} bytes, {} uncompressed)\n\
-             elapsed   {:.2} s, {:.0} records/s, {:.1} MB/s uncompressed, peak RSS {} MiB",
+             elapsed   {:.2} s, {:.0} records/s, {:.1} MB/s uncompressed, peak RSS {} MiB{}",
             self.objects_read,
             self.objects_quarantined,
             self.objects_skipped_digest,
@@ -191,6 +194,10 @@ impl Summary {
             self.mb_per_sec,
             self.peak_rss_bytes
                 .map_or("?".to_string(), |b| (b >> 20).to_string()),
+            match self.memory_trims {
+                0 => String::new(),
+                n => format!(" (freed memory given back {n} times)"),
+            },
         )
     }
 }
@@ -400,6 +407,7 @@ pub fn replay_local(
     let threads = opts.threads.max(1).min(groups.len().max(1));
 
     let mut summary = Summary::default();
+    let trims = crate::malloc::trims();
     std::thread::scope(|s| -> Result<(), ReplayError> {
         let mut receivers = Vec::with_capacity(threads);
         for w in 0..threads {
@@ -425,6 +433,7 @@ pub fn replay_local(
         summary.mb_per_sec = summary.bytes_uncompressed as f64 / 1e6 / summary.elapsed_secs;
     }
     summary.peak_rss_bytes = peak_rss_bytes();
+    summary.memory_trims = crate::malloc::trims() - trims;
     Ok(summary)
 }
 
@@ -543,6 +552,7 @@ fn encoder(
     jobs: Receiver<(PartitionKey, Pending)>,
     results: Sender<Result<Encoded, ReplayError>>,
 ) {
+    let trim_budget = crate::malloc::trim_budget(opts.flush.max_buffer_bytes);
     for (key, pending) in jobs {
         let result = encode_partition(&key, opts.layout, &pending.batches, &opts.write)
             .map_err(|e| ReplayError::Encode {
@@ -566,6 +576,11 @@ fn encoder(
                     key,
                 })
             });
+        // The partition's Parquet files are written and freed, its batches freed
+        // here: the moment to give memory back, if the process holds more than its
+        // bound allows for.
+        drop(pending);
+        crate::malloc::trim_above(trim_budget);
         if results.send(result).is_err() {
             return;
         }

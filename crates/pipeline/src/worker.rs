@@ -841,10 +841,11 @@ async fn aggregate(
             cfg.write.clone(),
             cfg.layout,
         );
+        let trim_budget = crate::malloc::trim_budget(cfg.flush.max_buffer_bytes);
         let tx = tx.clone();
         side.spawn(async move {
             let bytes = pending.bytes;
-            let result = flush(&key, pending, layout, &write, &lake, &metrics).await;
+            let result = flush(&key, pending, layout, &write, trim_budget, &lake, &metrics).await;
             let _ = tx
                 .send(AggMsg::FlushDone {
                     buffer,
@@ -1107,20 +1108,27 @@ async fn extend_visibility(sqs: &SqsClient, queue: &str, receipts: Vec<String>, 
 }
 
 /// Encodes a partition (on the blocking pool) and writes its files to the lake.
+/// `trim_budget`: see [`crate::malloc::trim_above`].
 async fn flush(
     key: &PartitionKey,
     pending: Pending,
     layout: Layout,
     write: &WriteOptions,
+    trim_budget: u64,
     lake: &Lake,
     metrics: &Metrics,
 ) -> Result<(), String> {
     let (k, w) = (key.clone(), write.clone());
-    let encoded =
-        tokio::task::spawn_blocking(move || encode_partition(&k, layout, &pending.batches, &w))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+    let encoded = tokio::task::spawn_blocking(move || {
+        let encoded = encode_partition(&k, layout, &pending.batches, &w);
+        // The partition's batches are freed here (its files once written, below).
+        drop(pending);
+        crate::malloc::trim_above(trim_budget);
+        encoded
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     let mut rows = 0;
     let mut newest = i64::MIN;
     for f in encoded.files {
