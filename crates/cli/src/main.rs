@@ -115,6 +115,28 @@ enum Command {
     },
 }
 
+/// The Parquet settings of every command that writes the lake.
+#[derive(Args)]
+struct ParquetArgs {
+    /// Rows per Parquet file at most.
+    #[arg(long, default_value_t = WriteOptions::default().max_file_rows)]
+    max_file_rows: usize,
+    /// zstd level of the Parquet files (the id and time columns use level 1 while
+    /// this is at most 9: no larger there, and faster).
+    #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
+    zstd_level: i32,
+}
+
+impl ParquetArgs {
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            max_file_rows: self.max_file_rows.max(1),
+            zstd_level: self.zstd_level,
+            ..WriteOptions::default()
+        }
+    }
+}
+
 #[derive(Args)]
 struct ReplayArgs {
     /// CloudTrail files or folders, or one trail bucket: s3://bucket[/prefix].
@@ -136,13 +158,8 @@ struct ReplayArgs {
     /// with it (README, "Memory").
     #[arg(long, value_parser = parse_size, default_value = "48MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
     max_buffer_bytes: usize,
-    /// Rows per Parquet file at most.
-    #[arg(long, default_value_t = WriteOptions::default().max_file_rows)]
-    max_file_rows: usize,
-    /// zstd level of the Parquet files (the id and time columns use level 1 while
-    /// this is at most 9: no larger there, and faster).
-    #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
-    zstd_level: i32,
+    #[command(flatten)]
+    parquet: ParquetArgs,
     /// Local source: input bytes (compressed, as stored) of the consecutive files that
     /// one thread maps together, carrying rows from file to file; smaller spreads a
     /// small input over more threads, larger makes fewer, larger batches.
@@ -266,13 +283,8 @@ struct RunArgs {
     /// Bound on buffered plus in-flight Arrow data; receiving pauses above it.
     #[arg(long, value_parser = parse_size, default_value = "256MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
     max_buffer_bytes: usize,
-    /// Rows per Parquet file at most.
-    #[arg(long, default_value_t = WriteOptions::default().max_file_rows)]
-    max_file_rows: usize,
-    /// zstd level of the Parquet files (the id and time columns use level 1 while
-    /// this is at most 9: no larger there, and faster).
-    #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
-    zstd_level: i32,
+    #[command(flatten)]
+    parquet: ParquetArgs,
     /// Visibility of messages in flight; the heartbeat keeps re-extending it.
     #[arg(long, value_parser = parse_duration, default_value = "5m", env = "TRAILHOUSE_VISIBILITY_TIMEOUT")]
     visibility_timeout: Duration,
@@ -347,10 +359,8 @@ struct LambdaArgs {
     /// early above it).
     #[arg(long, value_parser = parse_size, default_value = "256MiB", env = "TRAILHOUSE_MAX_BUFFER_BYTES")]
     max_buffer_bytes: usize,
-    /// zstd level of the Parquet files (the id and time columns use level 1 while
-    /// this is at most 9: no larger there, and faster).
-    #[arg(long, default_value_t = WriteOptions::default().zstd_level)]
-    zstd_level: i32,
+    #[command(flatten)]
+    parquet: ParquetArgs,
     /// Path-style S3 addressing (emulators, S3-compatible stores).
     #[arg(long, env = "TRAILHOUSE_S3_PATH_STYLE")]
     s3_path_style: bool,
@@ -676,11 +686,7 @@ fn run_worker(a: RunArgs) -> Result<()> {
             max_buffer_bytes: a.max_buffer_bytes.max(1),
             max_age_ms: Some(a.flush_interval.as_millis() as u64),
         },
-        write: WriteOptions {
-            max_file_rows: a.max_file_rows.max(1),
-            zstd_level: a.zstd_level,
-            ..WriteOptions::default()
-        },
+        write: a.parquet.write_options(),
         visibility_timeout: a.visibility_timeout,
         heartbeat_interval: a
             .heartbeat_interval
@@ -780,10 +786,7 @@ fn lambda(a: LambdaArgs) -> Result<()> {
             max_buffer_bytes: a.max_buffer_bytes.max(1),
             max_age_ms: None,
         },
-        WriteOptions {
-            zstd_level: a.zstd_level,
-            ..WriteOptions::default()
-        },
+        a.parquet.write_options(),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -951,11 +954,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
             max_buffer_bytes: args.max_buffer_bytes,
             max_age_ms: None,
         },
-        write: WriteOptions {
-            max_file_rows: args.max_file_rows.max(1),
-            zstd_level: args.zstd_level,
-            ..WriteOptions::default()
-        },
+        write: args.parquet.write_options(),
         group_bytes: args.group_bytes as u64,
         ..defaults
     };
@@ -990,11 +989,7 @@ fn replay_s3(a: ReplayArgs) -> Result<()> {
             max_buffer_bytes: a.max_buffer_bytes,
             max_age_ms: None,
         },
-        WriteOptions {
-            max_file_rows: a.max_file_rows.max(1),
-            zstd_level: a.zstd_level,
-            ..WriteOptions::default()
-        },
+        a.parquet.write_options(),
     );
     let opts = S3ReplayOptions {
         filter: PlanFilter {
