@@ -545,8 +545,9 @@ fn a_mix_over_more_partitions_than_memory_holds_is_spilled_not_cut_into_tiny_fil
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
-    // Memory is given back to the system only above the budget, 4 × the buffer over
-    // the resident size at start: never for this small input at the default 48 MiB,
+    // Memory is given back to the system only above the budget, 4 × the buffer (up to
+    // 3 × the buffer + 48 MiB) over the resident size at start: never for this small
+    // input at the default 48 MiB,
     // and at 1 MiB after partitions written. Every record is still there: the same
     // distinct events (a 1 MiB buffer writes a partition as several files, and
     // duplicates are dropped within a file, so more copies remain).

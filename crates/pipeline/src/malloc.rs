@@ -105,16 +105,24 @@ pub fn trim_above(budget: u64) -> bool {
     }
 }
 
-/// The budget of [`trim_above`] under a memory bound of `max_buffer_bytes`: four
-/// times the buffer, the part of the bound that the buffer scales (README, Memory:
-/// peak RSS under 110 MiB + 3 × `--max-buffer-bytes`) and one buffer more. At the
-/// default 48 MiB, with the base of 16–31 MiB, trimming starts at 208–223 MiB, some
-/// 30–50 MiB under the bound. On the 10 GB replay of the README (profiling build, two
-/// threads, one run each): a budget of 192 MiB (this one) made 241 trims, peak 208
-/// MiB, system time 18.8 s; none: 224 MiB, 13.9 s; 168 MiB: 894 trims, 199 MiB, 32.1 s
-/// and a sixth more wall time.
+/// At most this much of [`trim_budget`] above the buffer's share of the bound.
+pub const TRIM_HEADROOM: u64 = 48 << 20;
+
+/// The budget of [`trim_above`] under a memory bound of `max_buffer_bytes`: the part
+/// of the bound that the buffer scales, 3 × `max_buffer_bytes` (README, Memory: peak
+/// RSS under 110 MiB + 3 × `--max-buffer-bytes`), and one buffer more, at most
+/// [`TRIM_HEADROOM`]; so with a base under 62 MiB trimming starts under the bound
+/// whatever the buffer (the worker's 256 MiB: at 816 MiB above the base, under its
+/// bound of 878 MiB). At the default 48 MiB, with the CLI's base of ~31 MiB, trimming
+/// starts at ~223 MiB. On the 10 GB replay of the README (profiling build, two
+/// threads, one run each): a budget of 192 MiB (the default's) made 241 trims, peak
+/// 208 MiB, system time 18.8 s; none: 224 MiB, 13.9 s; 168 MiB: 894 trims, 199 MiB,
+/// 32.1 s and a sixth more wall time.
 pub fn trim_budget(max_buffer_bytes: usize) -> u64 {
-    (max_buffer_bytes as u64).saturating_mul(4)
+    let buffer = max_buffer_bytes as u64;
+    buffer
+        .saturating_mul(3)
+        .saturating_add(buffer.min(TRIM_HEADROOM))
 }
 
 #[cfg(test)]
@@ -123,6 +131,19 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn glibc_takes_the_threshold() {
         assert!(super::pin_mmap_threshold());
+    }
+
+    #[test]
+    fn the_budget_keeps_under_the_bound() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(super::trim_budget(48 << 20), 192 * MIB);
+        assert_eq!(super::trim_budget(1 << 20), 4 * MIB);
+        for buffer in [1, 8, 48, 64, 256, 1024, 4096] {
+            let budget = super::trim_budget((buffer << 20) as usize);
+            let bound = 110 * MIB + 3 * buffer * MIB;
+            assert!(budget > 3 * buffer * MIB, "{buffer} MiB");
+            assert!(budget + 62 * MIB <= bound, "{buffer} MiB");
+        }
     }
 
     #[test]
