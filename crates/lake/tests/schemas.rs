@@ -5,7 +5,7 @@ use trailhouse_lake::Layout;
 use trailhouse_lake::ddl::{columns, lake_ddl};
 
 fn check(name: &str, generated: &str) {
-    let path = format!("{}/../../schemas/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("../../schemas/{name}");
     if std::env::var_os("TRAILHOUSE_BLESS").is_some() {
         std::fs::write(&path, generated).unwrap();
     }

@@ -6,7 +6,7 @@ use trailhouse_ocsf::json::to_json_array;
 use trailhouse_ocsf::{ObjectContext, OcsfBuilder};
 
 fn golden(name: &str) -> (Vec<u8>, Value) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/");
+    let dir = "tests/golden/";
     let raw = std::fs::read(format!("{dir}{name}.raw")).unwrap();
     let ocsf: Value =
         serde_json::from_slice(&std::fs::read(format!("{dir}{name}.ocsf")).unwrap()).unwrap();

@@ -16,7 +16,7 @@ use trailhouse_pipeline::{ReplayOptions, replay_local};
 use trailhouse_query::{Lake, OpenOptions, TableKind};
 
 fn queries_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/queries")
+    Path::new("../../schemas/queries").to_path_buf()
 }
 
 fn sample(name: &str) -> String {
