@@ -545,12 +545,12 @@ fn a_mix_over_more_partitions_than_memory_holds_is_spilled_not_cut_into_tiny_fil
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
-    // Memory is given back to the system only above the budget, 4 × the buffer (up to
-    // 3 × the buffer + 48 MiB) over the resident size at start: never for this small
-    // input at the default 48 MiB,
-    // and at 1 MiB after partitions written. Every record is still there: the same
-    // distinct events (a 1 MiB buffer writes a partition as several files, and
-    // duplicates are dropped within a file, so more copies remain).
+    // Memory is given back to the system only above the budget over the resident size
+    // at start, 3 × the buffer + min(the buffer, 48 MiB): never for this small input at
+    // the default 48 MiB (192 MiB), and after partitions written at 1 MiB (4 MiB).
+    // Every record is still there: the same distinct events (a 1 MiB buffer writes a
+    // partition as several files, and duplicates are dropped within a file, so more
+    // copies remain).
     assert_eq!(roomy["memory_trims"], 0);
     let tiny_lake = tmp.path().join("tiny");
     let tiny = replay(
