@@ -42,26 +42,18 @@ pub fn pin_mmap_threshold() -> bool {
     }
 }
 
-/// This process's resident set size in bytes (Linux: `/proc/self/statm`); `None`
-/// elsewhere or where it cannot be read.
+/// This process's resident set size in bytes (`VmRSS`), where the OS reports it.
 pub fn resident_bytes() -> Option<u64> {
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
-    }
-    #[cfg(target_os = "linux")]
-    {
-        resident_bytes_linux()
-    }
+    status_bytes("VmRSS:")
 }
 
-#[cfg(target_os = "linux")]
-fn resident_bytes_linux() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf only reads a setting of the system.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
+/// A size field of `/proc/self/status` (Linux; given in kB), in bytes; `None` elsewhere
+/// or where it cannot be read.
+pub(crate) fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// The resident size before the work: code, libraries and runtime, which no buffer
@@ -149,7 +141,7 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn resident_size_is_read() {
-        let r = super::resident_bytes().expect("statm");
+        let r = super::resident_bytes().expect("VmRSS in /proc/self/status");
         // A test binary is resident for more than a MiB and less than the machine.
         assert!(r > 1 << 20 && r < 1 << 40, "{r}");
     }
