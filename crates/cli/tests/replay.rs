@@ -470,6 +470,62 @@ fn one_large_object_streams_in_bounded_memory() {
 }
 
 #[test]
+fn trails_over_more_partitions_than_memory_holds_are_written_as_the_listing_passes_them() {
+    // Trails as CloudTrail writes them: a folder per account and region, a file every
+    // few minutes; the listing goes through them one after the other. A partition is
+    // one account, region and day, so once the listing has left its folder (or is
+    // two days past its day) no more of its rows are to come: it is written then, as
+    // one file, and never pushed out of memory while small, spilled and read back.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("trail");
+    let spec = CorpusSpec {
+        seed: 11,
+        accounts: 6,
+        days: 4,
+        files: 96,
+        records_per_file: 80,
+        ..CorpusSpec::default()
+    };
+    let m = corpus(&input, &spec);
+    let roomy_lake = tmp.path().join("roomy");
+    let roomy = replay(&input, &roomy_lake, &[]);
+    let a = read_lake(&roomy_lake);
+    let partitions = a.rows_by_partition.len() as u64;
+    assert_eq!(roomy["files_written"], partitions);
+    // 2 MiB holds a small part of the corpus: without writing passed partitions,
+    // memory would push partitions out all the time, the small ones (under 2 MiB / 32)
+    // to the spill and the others into files of their own.
+    let tight_lake = tmp.path().join("tight");
+    let tight = replay(
+        &input,
+        &tight_lake,
+        &[
+            "--max-buffer-bytes",
+            "2MiB",
+            "--flush-bytes",
+            "2MiB",
+            // The passed partitions are looked for after each group of objects: many
+            // groups for this small corpus, as 1 MiB groups are for real trails.
+            "--group-bytes",
+            "64KiB",
+        ],
+    );
+    assert!(
+        m.uncompressed_bytes > 4 * (2 << 20) && partitions > 100,
+        "{} bytes, {partitions} partitions: too small to need more than memory",
+        m.uncompressed_bytes
+    );
+    assert_eq!(tight["spill_bytes_written"], 0);
+    assert_eq!(tight["files_written"], partitions);
+    for k in ["records_read", "duplicates_dropped", "rows_written"] {
+        assert_eq!(tight[k], roomy[k], "{k}");
+    }
+    let b = read_lake(&tight_lake);
+    assert_eq!(a.rows_by_partition, b.rows_by_partition);
+    assert_eq!(a.event_ids.len(), b.event_ids.len());
+}
+
+#[test]
 fn a_mix_over_more_partitions_than_memory_holds_is_spilled_not_cut_into_tiny_files() {
     // Every record of a corpus in one log file, visiting its partitions in turn. No
     // trail writes such a file (one file is one account and region), but a merge or an

@@ -141,6 +141,11 @@ impl PartitionBuffers {
         std::mem::take(&mut self.parts).into_iter().collect()
     }
 
+    /// `key`'s rows, removed (`None` if it has none buffered).
+    pub fn remove(&mut self, key: &PartitionKey) -> Option<Pending> {
+        self.take(key).map(|(_, p)| p)
+    }
+
     fn take(&mut self, key: &PartitionKey) -> Option<(PartitionKey, Pending)> {
         let (k, p) = self.parts.remove_entry(key)?;
         self.total_bytes -= p.bytes;

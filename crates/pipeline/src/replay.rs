@@ -6,8 +6,10 @@
 //! chunk running on from one object to the next within a group; one aggregator
 //! applies the chunks strictly in group order (so flush points, and hence files,
 //! depend neither on thread timing nor on the number of threads) and hands full
-//! partitions to encoder threads. Every channel is bounded; buffered plus in-flight
-//! Arrow data is kept under the flush policy's `max_buffer_bytes`.
+//! partitions, and those the listing has passed (a partition is one account, region
+//! and day: trails are read folder by folder, day by day), to encoder threads. Every
+//! channel is bounded; buffered plus in-flight Arrow data is kept under the flush
+//! policy's `max_buffer_bytes`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,6 +18,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use serde::Serialize;
+use trailhouse_cloudtrail::key::{KeyKind, classify_key};
+use trailhouse_cloudtrail::time::day_start_ms;
 use trailhouse_lake::{
     FlushPolicy, Layout, PartitionBuffers, PartitionKey, Pending, WriteOptions, encode_partition,
 };
@@ -486,7 +490,10 @@ fn worker(groups: &[&[LocalObject]], w: usize, stride: usize, chunk_rows: usize,
 /// gone or rows were lost.
 fn map_group(processor: &mut ObjectProcessor, objects: &[LocalObject], tx: &Outbox) -> bool {
     let mut go = true;
-    for obj in objects {
+    for (i, obj) in objects.iter().enumerate() {
+        // Rows name the objects they came from by their index in the group (the
+        // aggregator's `Place`s).
+        processor.tag = i as u64;
         let (outcome, bytes_in) = match File::open(&obj.path) {
             Ok(file) => {
                 let outcome = processor.process(&obj.key, file, &mut |ev| {
@@ -584,6 +591,88 @@ fn encoder(
     }
 }
 
+/// Where a log object lies in a CloudTrail listing: the folder of one account and
+/// region (`…/AWSLogs/[o-org/]{account}/CloudTrail/{region}`, or a folder of files
+/// named `{account}_CloudTrail_{region}_{YYYYMMDD}T…`), and its day there. Objects
+/// are replayed in key order, which goes through such folders one at a time, day
+/// after day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Place {
+    /// The folder (without the day's `/YYYY/MM/DD`).
+    folder: String,
+    account: String,
+    region: String,
+    /// The day, in days since 1970-01-01.
+    day: i64,
+}
+
+/// `YYYYMMDD` in days since 1970-01-01 (`None` if not a date).
+fn epoch_day(day: u32) -> Option<i64> {
+    day_start_ms(day).map(|ms| ms.div_euclid(86_400_000))
+}
+
+impl Place {
+    fn of(key: &str) -> Option<Place> {
+        let KeyKind::Log(parts) = classify_key(key) else {
+            return None;
+        };
+        let ymd = parts.day?;
+        let day = epoch_day(ymd)?;
+        let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let date = format!(
+            "/{:04}/{:02}/{:02}",
+            ymd / 10_000,
+            ymd / 100 % 100,
+            ymd % 100
+        );
+        Some(Place {
+            folder: dir.strip_suffix(date.as_str()).unwrap_or(dir).to_string(),
+            account: parts.account,
+            region: parts.region,
+            day,
+        })
+    }
+
+    /// Whether rows of partition `key` are this place's own: its account and region,
+    /// of its day or of the day before (a file delivered just after midnight holds the
+    /// last minutes of the day before).
+    fn holds(&self, key: &PartitionKey) -> bool {
+        key.account() == self.account
+            && key.region() == self.region
+            && epoch_day(key.day()).is_some_and(|d| d == self.day || d + 1 == self.day)
+    }
+
+    /// Whether a listing now at `here` is past every object of this place that can
+    /// hold rows of partition `key`: it has left the folder, or is two days past the
+    /// partition's day.
+    fn passed_for(&self, key: &PartitionKey, here: &Place) -> bool {
+        (&self.folder, &self.account, &self.region) != (&here.folder, &here.account, &here.region)
+            || epoch_day(key.day()).is_some_and(|d| here.day - d >= 2)
+    }
+}
+
+/// A partition whose rows so far came from objects of its own [`Place`]: when the
+/// listing has passed that place, no more of its rows are to come.
+struct Home {
+    place: Place,
+    /// The last group with rows of it.
+    group: usize,
+}
+
+/// `first`'s rows, then `then`'s.
+fn join(first: Option<Pending>, then: Option<Pending>) -> Option<Pending> {
+    match (first, then) {
+        (Some(mut a), Some(b)) => {
+            a.batches.extend(b.batches);
+            a.bytes += b.bytes;
+            a.rows += b.rows;
+            a.since_ms = a.since_ms.min(b.since_ms);
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    }
+}
+
 fn aggregate(
     groups: &[&[LocalObject]],
     lake: &Path,
@@ -661,10 +750,37 @@ fn aggregate(
         }
         Ok(())
     };
-    let mut take_rows = |parts: Vec<Part>,
-                         spill: &mut Spill,
-                         in_flight: &mut usize,
-                         summary: &mut Summary|
+    // A partition the listing has passed is complete: it is written now, with what
+    // the spill holds of it, rather than wait in memory until it is pushed out, go to
+    // the spill while small, and come back at the end (the usual case in a replay of
+    // trails: each partition is one account, region and day, whose objects come one
+    // after the other in key order).
+    let mut homes: BTreeMap<PartitionKey, Home> = BTreeMap::new();
+    let complete = |key: PartitionKey,
+                    buffers: &mut PartitionBuffers,
+                    spill: &mut Spill,
+                    in_flight: &mut usize,
+                    summary: &mut Summary|
+     -> Result<(), ReplayError> {
+        let buffered = buffers.remove(&key);
+        let mut spilled = None;
+        if spill.holds(&key) {
+            let room = buffers.total_bytes()
+                + buffered.as_ref().map_or(0, |p| p.bytes)
+                + spill.bytes(&key);
+            make_room(room, in_flight, summary)?;
+            spilled = spill.take(&key).map_err(lake_err(spill.path()))?;
+        }
+        match join(spilled, buffered) {
+            Some(pending) => send((key, pending), in_flight),
+            None => Ok(()),
+        }
+    };
+    let take_rows = |parts: Vec<Part>,
+                     buffers: &mut PartitionBuffers,
+                     spill: &mut Spill,
+                     in_flight: &mut usize,
+                     summary: &mut Summary|
      -> Result<(), ReplayError> {
         for Part { key, batch, .. } in parts {
             for job in buffers.add(key, batch, 0) {
@@ -677,6 +793,7 @@ fn aggregate(
     };
     let lost = |reason: String| ReplayError::Internal(format!("rows could not be kept: {reason}"));
     for (g, group) in groups.iter().enumerate() {
+        let places: Vec<Option<Place>> = group.iter().map(|o| Place::of(&o.key)).collect();
         let rx = &receivers[g % receivers.len()];
         // The group's objects report in order: `group[done]` is the one being read.
         let mut done = 0;
@@ -690,12 +807,49 @@ fn aggregate(
             })?;
             match (msg, current) {
                 (Msg::Event(ObjectEvent::Rows(parts)), _) => {
-                    take_rows(parts, &mut spill, &mut in_flight, summary)?;
+                    for part in &parts {
+                        // Where its rows came from (the objects' tags are their
+                        // indexes in the group).
+                        let home = part.tags.iter().rev().find_map(|&t| {
+                            let place = places.get(t as usize)?.as_ref()?;
+                            place.holds(&part.key).then_some(place)
+                        });
+                        match home {
+                            Some(place) => {
+                                let home = Home {
+                                    place: place.clone(),
+                                    group: g,
+                                };
+                                homes.insert(part.key.clone(), home);
+                            }
+                            // Rows from elsewhere (a merged file, late events):
+                            // written when memory or the end of the replay says so.
+                            None => {
+                                homes.remove(&part.key);
+                            }
+                        }
+                    }
+                    take_rows(parts, &mut buffers, &mut spill, &mut in_flight, summary)?;
                 }
                 (Msg::Lost(reason), _) => return Err(lost(reason)),
                 // `pass` keeps these to the worker.
                 (Msg::Event(ObjectEvent::Carried(_) | ObjectEvent::Released { .. }), _) => {}
-                (Msg::GroupEnd, None) => break,
+                (Msg::GroupEnd, None) => {
+                    // The group's rows are all in: partitions without rows in it whose
+                    // place the listing has now passed are complete.
+                    if let Some(here) = places.iter().rev().flatten().next() {
+                        let passed: Vec<PartitionKey> = homes
+                            .iter()
+                            .filter(|(key, h)| h.group < g && h.place.passed_for(key, here))
+                            .map(|(key, _)| key.clone())
+                            .collect();
+                        for key in passed {
+                            homes.remove(&key);
+                            complete(key, &mut buffers, &mut spill, &mut in_flight, summary)?;
+                        }
+                    }
+                    break;
+                }
                 (Msg::GroupEnd, Some(obj)) => {
                     return Err(ReplayError::Internal(format!(
                         "a worker ended its group before reading {}",
@@ -785,6 +939,94 @@ fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_place_is_the_folder_of_an_account_and_region_and_passes_with_the_listing() {
+        use trailhouse_ocsf::{OcsfClass, Source};
+        let key = |account: &str, region: &str, day: u32| {
+            let (source, class) = (Source::CloudTrailMgmt, OcsfClass::ApiActivity);
+            PartitionKey::new(source, class, region, account, day).unwrap()
+        };
+        let at = |k: &str| Place::of(k).unwrap();
+        let p = at(
+            "/in/trail/AWSLogs/111122223333/CloudTrail/eu-west-1/2024/03/01/\
+                    111122223333_CloudTrail_eu-west-1_20240301T0005Z_abc.json.gz",
+        );
+        assert_eq!(
+            p,
+            Place {
+                folder: "/in/trail/AWSLogs/111122223333/CloudTrail/eu-west-1".into(),
+                account: "111122223333".into(),
+                region: "eu-west-1".into(),
+                day: epoch_day(20240301).unwrap(),
+            }
+        );
+        // Its own rows: its account and region, its day or the day before (across a
+        // month's end), not the day after nor another account or region.
+        assert!(p.holds(&key("111122223333", "eu-west-1", 20240301)));
+        assert!(p.holds(&key("111122223333", "eu-west-1", 20240229)));
+        assert!(!p.holds(&key("111122223333", "eu-west-1", 20240302)));
+        assert!(!p.holds(&key("111122223333", "eu-west-1", 20240228)));
+        assert!(!p.holds(&key("444455556666", "eu-west-1", 20240301)));
+        assert!(!p.holds(&key("111122223333", "us-east-1", 20240301)));
+        // Passed when the listing leaves the folder, or is two days past the day.
+        let k = key("111122223333", "eu-west-1", 20240301);
+        let same = |day: &str| {
+            at(&format!(
+                "/in/trail/AWSLogs/111122223333/CloudTrail/eu-west-1/{day}/x.json.gz"
+            ))
+        };
+        assert!(!p.passed_for(&k, &same("2024/03/01")));
+        assert!(!p.passed_for(&k, &same("2024/03/02")));
+        assert!(p.passed_for(&k, &same("2024/03/03")));
+        assert!(p.passed_for(
+            &k,
+            &at("/in/trail/AWSLogs/111122223333/CloudTrail/eu-west-2/2024/03/01/x.gz")
+        ));
+        assert!(p.passed_for(
+            &k,
+            &at("/in/trail/AWSLogs/222222222222/CloudTrail/eu-west-1/2024/03/01/x.gz")
+        ));
+        // The same account and region under another prefix is another folder.
+        assert!(p.passed_for(
+            &k,
+            &at("/in/other/AWSLogs/111122223333/CloudTrail/eu-west-1/2024/03/01/x.gz")
+        ));
+        // An organization trail's folder, and log files out of their tree (named as
+        // CloudTrail names them): the folder, account and region still tell them apart.
+        let org = at("t/AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/2024/03/01/f.json.gz");
+        assert_eq!(
+            org.folder,
+            "t/AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1"
+        );
+        assert!(org.holds(&k));
+        let flat = |name: &str| at(&format!("dump/{name}"));
+        let f = flat("111122223333_CloudTrail_eu-west-1_20240301T2355Z_a.json.gz");
+        assert_eq!(
+            (f.folder.as_str(), f.day),
+            ("dump", epoch_day(20240301).unwrap())
+        );
+        assert!(f.holds(&k));
+        assert!(!f.passed_for(
+            &k,
+            &flat("111122223333_CloudTrail_eu-west-1_20240302T0005Z_b.json.gz")
+        ));
+        assert!(f.passed_for(
+            &k,
+            &flat("111122223333_CloudTrail_us-east-1_20240301T0005Z_c.json.gz")
+        ));
+        // Keys without a day or outside the layout have no place: their partitions
+        // wait for memory or the end of the replay, as before.
+        assert_eq!(Place::of("dump/export.json.gz"), None);
+        assert_eq!(
+            Place::of("x/AWSLogs/111122223333/CloudTrail/eu-west-1/f.json.gz"),
+            None
+        );
+        assert_eq!(
+            Place::of("x/AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2024/03/01/d.json.gz"),
+            None
+        );
+    }
 
     #[test]
     fn groups_are_consecutive_and_hold_at_least_group_bytes() {
