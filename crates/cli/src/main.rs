@@ -162,7 +162,8 @@ struct ReplayArgs {
     parquet: ParquetArgs,
     /// Local source: input bytes (compressed, as stored) of the consecutive files that
     /// one thread maps together, carrying rows from file to file; smaller spreads a
-    /// small input over more threads, larger makes fewer, larger batches.
+    /// small input over more threads, larger makes fewer, larger batches. Partitions
+    /// the listing has passed are written at the end of each group.
     #[arg(long, value_parser = parse_size, default_value = "1MiB")]
     group_bytes: usize,
     /// Also write the summary as JSON to this file.
