@@ -572,15 +572,17 @@ fn a_mix_over_more_partitions_than_memory_holds_is_spilled_not_cut_into_tiny_fil
     );
     assert_eq!(roomy["spill_bytes_written"], 0);
     assert_eq!(roomy["files_written"], partitions as u64);
-    // 8 MiB for ~190 partitions, whose rows come as batches of a row or two (~30 KB
-    // of Arrow memory each): small partitions are pushed out all the time. They are
-    // spilled below 8 MiB / 32 = 256 KiB of Arrow data, more than any partition of this
-    // corpus holds (at most ~40 rows of ~3 KB), so they come back at the end.
+    // 3 MiB for ~190 partitions of 3.6 MB of JSON in all. A chunk gives its first
+    // 64 partitions batches and keeps the others' records as JSON, which the buffers
+    // count at their size (and 512 bytes a record); past the bound, small partitions
+    // are pushed out all the time. They are spilled below 3 MiB / 32 = 96 KiB, more
+    // than any partition of this corpus holds (at most ~40 records of ~2 KB), so they
+    // come back at the end, batches and JSON alike. (At 8 MiB all of it fits.)
     let tight_lake = tmp.path().join("tight");
     let tight = replay(
         &input,
         &tight_lake,
-        &["--max-buffer-bytes", "8MiB", "--flush-bytes", "6MiB"],
+        &["--max-buffer-bytes", "3MiB", "--flush-bytes", "3MiB"],
     );
     assert!(tight["spill_bytes_written"].as_u64().unwrap() > 0);
     assert_eq!(tight["files_written"], partitions as u64);

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use arrow_array::RecordBatch;
+use trailhouse_ocsf::{ObjectContext, OcsfBuilder};
 
 use crate::layout::PartitionKey;
+use crate::writer::WriteError;
 
 /// When buffered partitions are written out.
 #[derive(Debug, Clone)]
@@ -33,17 +35,179 @@ impl Default for FlushPolicy {
     }
 }
 
+/// Records of one partition kept as their JSON, to be mapped when the partition is
+/// written: the form of rows that arrive a few at a time over many partitions (a
+/// file that mixes accounts), where an Arrow batch per partition per chunk would cost
+/// far more than its rows (a set of ~150 arrays to build, buffer, spill and concatenate
+/// for a row or two). Every record here has been mapped once, to find its partition,
+/// so it maps again the same way.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RawRecords {
+    json: Vec<u8>,
+    /// Where each record ends in `json`.
+    ends: Vec<usize>,
+}
+
+/// What [`RawRecords`] count for against the memory bound per record, beside their
+/// JSON: about what a row takes in Arrow beyond its values (offsets and validity of
+/// ~60 string columns, the fixed-width ones).
+pub const RAW_ROW_OVERHEAD: usize = 512;
+
+impl RawRecords {
+    /// Adds a record (its JSON, as it was in the file).
+    pub fn push(&mut self, record: &[u8]) {
+        self.json.extend_from_slice(record);
+        self.ends.push(self.json.len());
+    }
+
+    /// Appends `other`'s records after these.
+    pub fn append(&mut self, other: RawRecords) {
+        if self.json.is_empty() {
+            *self = other;
+            return;
+        }
+        let base = self.json.len();
+        self.json.extend_from_slice(&other.json);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Their JSON bytes.
+    pub fn json_bytes(&self) -> usize {
+        self.json.len()
+    }
+
+    /// What they count for against the memory bound: their JSON and
+    /// [`RAW_ROW_OVERHEAD`] per record, about the Arrow memory of their rows.
+    pub fn bytes(&self) -> usize {
+        self.json.len() + RAW_ROW_OVERHEAD * self.ends.len()
+    }
+
+    /// The records, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(s, &e)| &self.json[s..e])
+    }
+
+    /// The records as their JSON and each one's end in it (for a spill file).
+    pub fn parts(&self) -> (&[u8], &[usize]) {
+        (&self.json, &self.ends)
+    }
+
+    /// Records from [`parts`](Self::parts); `None` if the ends do not fit the JSON.
+    pub fn from_parts(json: Vec<u8>, ends: Vec<usize>) -> Option<RawRecords> {
+        let ordered = ends.windows(2).all(|w| w[0] <= w[1]);
+        let fits = ends.last().is_none_or(|&e| e == json.len());
+        (ordered && fits).then_some(RawRecords { json, ends })
+    }
+
+    /// Maps the records, which belong to partition `key`, into one batch. The
+    /// partition's account and region stand in for the object key's (a record
+    /// without `recipientAccountId` or `awsRegion` took the key's values, which its
+    /// partition holds), so each row comes out as when the record was first mapped.
+    ///
+    /// # Errors
+    /// If a record no longer maps, or the batch cannot be built (bugs).
+    pub fn map(&self, key: &PartitionKey) -> Result<RecordBatch, WriteError> {
+        let ctx = ObjectContext {
+            account: Some(key.account().to_string()),
+            region: Some(key.region().to_string()),
+        };
+        let mut builder = OcsfBuilder::new();
+        for record in self.iter() {
+            builder.append_bytes(record, &ctx)?;
+        }
+        Ok(builder.finish()?)
+    }
+}
+
+/// Rows of one partition as they reach the buffers.
+#[derive(Debug)]
+pub enum Rows {
+    /// Mapped rows.
+    Batch(RecordBatch),
+    /// Records kept as JSON.
+    Json(RawRecords),
+}
+
+impl From<RecordBatch> for Rows {
+    fn from(batch: RecordBatch) -> Self {
+        Rows::Batch(batch)
+    }
+}
+
+impl Rows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Batch(b) => b.num_rows(),
+            Rows::Json(r) => r.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What they count for against the memory bound: a batch's Arrow memory, or
+    /// [`RawRecords::bytes`].
+    pub fn bytes(&self) -> usize {
+        match self {
+            Rows::Batch(b) => b.get_array_memory_size(),
+            Rows::Json(r) => r.bytes(),
+        }
+    }
+
+    /// The rows as one batch of partition `key` (records kept as JSON are mapped).
+    ///
+    /// # Errors
+    /// As [`RawRecords::map`].
+    pub fn into_batch(self, key: &PartitionKey) -> Result<RecordBatch, WriteError> {
+        match self {
+            Rows::Batch(b) => Ok(b),
+            Rows::Json(r) => r.map(key),
+        }
+    }
+}
+
 /// Rows of one partition waiting to be written.
 #[derive(Debug, Default)]
 pub struct Pending {
     /// The batches, in arrival order.
     pub batches: Vec<RecordBatch>,
-    /// Arrow memory they hold.
+    /// Records kept as JSON, mapped when the partition is written
+    /// ([`into_batches`](Self::into_batches)).
+    pub raw: RawRecords,
+    /// Arrow memory they hold (for `raw`, [`RawRecords::bytes`]).
     pub bytes: usize,
     /// Rows they hold.
     pub rows: usize,
     /// When the first row arrived (caller's clock, ms).
     pub since_ms: u64,
+}
+
+impl Pending {
+    /// The rows as batches to write: `batches`, then `raw` mapped into one more.
+    ///
+    /// # Errors
+    /// As [`RawRecords::map`].
+    pub fn into_batches(self, key: &PartitionKey) -> Result<Vec<RecordBatch>, WriteError> {
+        let mut batches = self.batches;
+        if !self.raw.is_empty() {
+            batches.push(self.raw.map(key)?);
+        }
+        Ok(batches)
+    }
 }
 
 /// The partition buffers. Iteration and eviction order are deterministic (by key),
@@ -75,23 +239,29 @@ impl PartitionBuffers {
         self.parts.len()
     }
 
-    /// Adds a batch of one partition's rows at time `now_ms`. Returns the partitions
-    /// that must be flushed now, removed from the buffers.
+    /// Adds rows of one partition (a batch, or [`Rows::Json`]) at time `now_ms`.
+    /// Returns the partitions that must be flushed now, removed from the buffers.
     pub fn add(
         &mut self,
         key: PartitionKey,
-        batch: RecordBatch,
+        rows: impl Into<Rows>,
         now_ms: u64,
     ) -> Vec<(PartitionKey, Pending)> {
-        let bytes = batch.get_array_memory_size();
-        let rows = batch.num_rows();
+        let rows = rows.into();
+        let (bytes, count) = (rows.bytes(), rows.len());
+        if count == 0 {
+            return Vec::new();
+        }
         let pending = self.parts.entry(key.clone()).or_insert_with(|| Pending {
             since_ms: now_ms,
             ..Pending::default()
         });
-        pending.batches.push(batch);
+        match rows {
+            Rows::Batch(batch) => pending.batches.push(batch),
+            Rows::Json(raw) => pending.raw.append(raw),
+        }
         pending.bytes += bytes;
-        pending.rows += rows;
+        pending.rows += count;
         self.total_bytes += bytes;
         let mut out = Vec::new();
         if pending.bytes >= self.policy.flush_bytes {
@@ -230,6 +400,84 @@ mod tests {
         // the smaller key goes, which leaves 3 (≤ 3); the sixth unit makes 4 again.
         assert_eq!(accounts(&out), ["000000000001"]);
         assert_eq!(b.total_bytes(), 4 * unit);
+    }
+
+    #[test]
+    fn records_kept_as_json_count_against_the_bound_and_map_as_their_partition_says() {
+        let rec = |id: &str, region: Option<&str>| {
+            let region = region.map_or(String::new(), |r| format!(r#""awsRegion":"{r}","#));
+            format!(
+                r#"{{"eventVersion":"1.08","userIdentity":{{"type":"Root","accountId":"111111111111"}},"eventTime":"2024-01-01T00:00:0{id}Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeVpcs",{region}"eventID":"{id}","eventType":"AwsApiCall"}}"#
+            )
+        };
+        let mut raw = RawRecords::default();
+        raw.push(rec("1", Some("us-east-1")).as_bytes());
+        raw.push(rec("2", None).as_bytes());
+        let mut more = RawRecords::default();
+        more.push(rec("3", None).as_bytes());
+        let json = raw.json_bytes() + more.json_bytes();
+        raw.append(more);
+        assert_eq!(raw.len(), 3);
+        assert_eq!(raw.bytes(), json + 3 * RAW_ROW_OVERHEAD);
+        assert_eq!(raw.iter().nth(2), Some(rec("3", None).as_bytes()));
+        let (bytes, ends) = raw.parts();
+        let again = RawRecords::from_parts(bytes.to_vec(), ends.to_vec());
+        assert_eq!(again.as_ref(), Some(&raw));
+        assert_eq!(
+            RawRecords::from_parts(bytes.to_vec(), vec![5, 3, json]),
+            None
+        );
+        assert_eq!(RawRecords::from_parts(bytes.to_vec(), vec![5]), None);
+
+        // Counted with the batches against the bound.
+        let mut b = PartitionBuffers::new(FlushPolicy {
+            flush_bytes: usize::MAX,
+            max_buffer_bytes: usize::MAX,
+            max_age_ms: None,
+        });
+        let k = key("222222222222");
+        b.add(k.clone(), rows(10), 0);
+        b.add(k.clone(), Rows::Json(raw.clone()), 0);
+        assert!(
+            b.add(k.clone(), Rows::Json(RawRecords::default()), 0)
+                .is_empty()
+        );
+        assert_eq!(
+            b.total_bytes(),
+            rows(10).get_array_memory_size() + raw.bytes()
+        );
+        let pending = b.remove(&k).unwrap();
+        assert_eq!((pending.rows, pending.batches.len()), (13, 1));
+
+        // Mapped with the partition's account and region standing in for the object
+        // key's: the records without awsRegion (or recipientAccountId) get them.
+        let mapped = raw.map(&k).unwrap();
+        assert_eq!(mapped.num_rows(), 3);
+        let region = mapped.column_by_name("region").unwrap();
+        let region = region
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert_eq!(
+            region.iter().flatten().collect::<Vec<_>>(),
+            ["us-east-1"; 3]
+        );
+        let accounts = mapped.column_by_name("accountid").unwrap();
+        let accounts = accounts
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert_eq!(
+            accounts.iter().flatten().collect::<Vec<_>>(),
+            ["222222222222"; 3]
+        );
+        let batches = pending.into_batches(&k).unwrap();
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1], mapped);
+        // A record that does not map is an error, not a lost row.
+        let mut bad = RawRecords::default();
+        bad.push(b"{}");
+        assert!(bad.map(&k).is_err());
     }
 
     #[test]

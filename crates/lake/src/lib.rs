@@ -13,7 +13,7 @@ pub mod ddl;
 pub mod layout;
 pub mod writer;
 
-pub use buffers::{FlushPolicy, PartitionBuffers, Pending};
+pub use buffers::{FlushPolicy, PartitionBuffers, Pending, RawRecords, Rows};
 pub use layout::{Layout, PartitionError, PartitionKey};
 pub use writer::{
     EncodedFile, EncodedPartition, WriteError, WriteOptions, encode_partition, file_schema,

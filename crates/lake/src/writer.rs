@@ -68,6 +68,10 @@ pub enum WriteError {
     /// The Parquet encoder failed.
     #[error("parquet: {0}")]
     Parquet(#[from] ParquetError),
+    /// A record kept as JSON ([`crate::RawRecords`]) did not map again (a bug: it
+    /// mapped when it was read).
+    #[error("a record kept as JSON did not map again: {0}")]
+    Remap(#[from] trailhouse_ocsf::MapError),
 }
 
 /// Parquet settings. The defaults follow Security Lake's custom-source guidance:

@@ -346,7 +346,7 @@ impl OcsfBuilder {
         bytes: &'a [u8],
         ctx: &'a ObjectContext,
     ) -> Result<RowInfo<'a>, MapError> {
-        self.append_parsed(Record::parse(bytes), ctx, |_| Ok(0))
+        self.append_parsed(Record::parse(bytes), ctx, |_| Ok(Some(0)))
     }
 
     /// Maps one record as [`LogReader::next_record_with`] hands it out (parsed, or why
@@ -358,7 +358,7 @@ impl OcsfBuilder {
         &mut self,
         rec: Result<Record<'a>, ParseError>,
         ctx: &'a ObjectContext,
-        route: impl FnOnce(&RowInfo<'a>) -> Result<usize, String>,
+        route: impl FnOnce(&RowInfo<'a>) -> Result<Option<usize>, String>,
     ) -> Result<RowInfo<'a>, MapError> {
         let rec = rec.map_err(|e| MapError::NotARecord(e.to_string()))?;
         self.append_to(&rec, ctx, route)
@@ -371,19 +371,21 @@ impl OcsfBuilder {
         rec: &Record<'a>,
         ctx: &'a ObjectContext,
     ) -> Result<RowInfo<'a>, MapError> {
-        self.append_to(rec, ctx, |_| Ok(0))
+        self.append_to(rec, ctx, |_| Ok(Some(0)))
     }
 
     /// Maps one record into the lane that `route` picks from where the row belongs
     /// (lanes are numbered from 0; a lane is made when first named). `route` is
     /// called once the record is known to map, just before the first column is
-    /// touched; its error refuses the record ([`MapError::NoPartition`]). On error
-    /// nothing is appended.
+    /// touched; its error refuses the record ([`MapError::NoPartition`]), and `None`
+    /// appends nothing but accepts the record (the caller keeps it in another form:
+    /// it maps again the same way with the partition's account and region as
+    /// context). On error nothing is appended.
     pub fn append_to<'a>(
         &mut self,
         rec: &Record<'a>,
         ctx: &'a ObjectContext,
-        route: impl FnOnce(&RowInfo<'a>) -> Result<usize, String>,
+        route: impl FnOnce(&RowInfo<'a>) -> Result<Option<usize>, String>,
     ) -> Result<RowInfo<'a>, MapError> {
         // --- validate what the row cannot do without ---------------------------------
         let event_time = rec
@@ -615,7 +617,9 @@ impl OcsfBuilder {
             region,
             account,
         };
-        let lane = route(&info).map_err(MapError::NoPartition)?;
+        let Some(lane) = route(&info).map_err(MapError::NoPartition)? else {
+            return Ok(info);
+        };
         if self.lanes.len() <= lane {
             self.lanes.resize_with(lane + 1, Lane::new);
         }

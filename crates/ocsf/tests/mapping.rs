@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use trailhouse_ocsf::json::to_json_array;
-use trailhouse_ocsf::{MapError, ObjectContext, OcsfBuilder, Source};
+use trailhouse_ocsf::{MapError, ObjectContext, OcsfBuilder, OcsfClass, Source};
 
 fn base(event_source: &str, event_name: &str) -> Value {
     json!({
@@ -489,7 +489,7 @@ fn lanes_hold_the_rows_routed_to_them_and_a_refused_route_appends_nothing() {
         let rec = trailhouse_cloudtrail::Record::parse(&bytes).unwrap();
         let info = b
             .append_to(&rec, &ctx, |info| {
-                Ok(if info.region == "eu-west-1" { 2 } else { 0 })
+                Ok(Some(if info.region == "eu-west-1" { 2 } else { 0 }))
             })
             .unwrap();
         assert_eq!(info.region, *region);
@@ -501,6 +501,14 @@ fn lanes_hold_the_rows_routed_to_them_and_a_refused_route_appends_nothing() {
         .append_to(&rec, &ctx, |_| Err("no such partition".to_string()))
         .unwrap_err();
     assert_eq!(err, MapError::NoPartition("no such partition".into()));
+    assert_eq!(b.len(), 5);
+    // A route that keeps the record elsewhere accepts it (the row's facts come back)
+    // and no lane gets a row.
+    let info = b.append_to(&rec, &ctx, |_| Ok(None)).unwrap();
+    assert_eq!(
+        (&*info.region, info.class),
+        ("eu-west-1", OcsfClass::ApiActivity)
+    );
     assert_eq!(b.len(), 5);
 
     let ids = |batch: &arrow_array::RecordBatch| -> Vec<String> {
@@ -537,7 +545,7 @@ fn lanes_hold_the_rows_routed_to_them_and_a_refused_route_appends_nothing() {
     let bytes = serde_json::to_vec(&r).unwrap();
     let rec = trailhouse_cloudtrail::Record::parse(&bytes).unwrap();
     for _ in 0..3 {
-        b.append_to(&rec, &ctx, |_| Ok(2)).unwrap();
+        b.append_to(&rec, &ctx, |_| Ok(Some(2))).unwrap();
     }
     let batch = b.finish_lane(2).unwrap();
     assert_eq!(ids(&batch), [r#""evt-1"@"eu-west-1""#; 3]);

@@ -98,7 +98,7 @@ fn bench(c: &mut Criterion) {
             let mut rows = 0usize;
             processor.process(KEY, std::io::Cursor::new(object.clone()), &mut |ev| {
                 if let ObjectEvent::Rows(batches) = ev {
-                    rows += batches.iter().map(|p| p.batch.num_rows()).sum::<usize>();
+                    rows += batches.iter().map(|p| p.rows.len()).sum::<usize>();
                 }
             });
             rows
@@ -122,7 +122,7 @@ fn bench(c: &mut Criterion) {
                 let mut rows = 0usize;
                 let mut sink = |ev: ObjectEvent| {
                     if let ObjectEvent::Rows(batches) = ev {
-                        rows += batches.iter().map(|p| p.batch.num_rows()).sum::<usize>();
+                        rows += batches.iter().map(|p| p.rows.len()).sum::<usize>();
                     }
                 };
                 for object in &small {

@@ -44,12 +44,16 @@ pub fn convert_local(
         })?;
         let outcome = processor.process(&obj.key, file, &mut |ev| match ev {
             ObjectEvent::Rows(parts) => {
-                for Part { batch, .. } in parts {
-                    summary.rows += batch.num_rows() as u64;
-                    if write_err.is_none()
-                        && let Err(e) = write_json_lines(&mut *out, &batch)
-                    {
-                        write_err = Some(std::io::Error::other(e));
+                for Part { key, rows, .. } in parts {
+                    summary.rows += rows.len() as u64;
+                    if write_err.is_none() {
+                        let written = rows
+                            .into_batch(&key)
+                            .map_err(std::io::Error::other)
+                            .and_then(|b| {
+                                write_json_lines(&mut *out, &b).map_err(std::io::Error::other)
+                            });
+                        write_err = written.err();
                     }
                 }
             }

@@ -3,12 +3,12 @@
 //! replay, convert and the workers alike; synchronous, so callers run it off any
 //! async reactor.
 
+use std::collections::HashMap;
 use std::io::Read;
 
-use arrow_array::RecordBatch;
 use trailhouse_cloudtrail::time::utc_day;
 use trailhouse_cloudtrail::{KeyKind, LogReader, classify_key};
-use trailhouse_lake::PartitionKey;
+use trailhouse_lake::{PartitionKey, RawRecords, Rows};
 use trailhouse_ocsf::{ObjectContext, OcsfBuilder, RowInfo};
 
 /// Why an object was not read as a log.
@@ -49,9 +49,10 @@ pub enum ObjectOutcome {
 pub struct Part {
     /// The partition.
     pub key: PartitionKey,
-    /// Its rows.
-    pub batch: RecordBatch,
-    /// The [`tag`](ObjectProcessor::tag)s of the objects with rows in `batch`, each
+    /// Its rows: a batch, or with [`sparse`](ObjectProcessor::sparse) records kept
+    /// as JSON.
+    pub rows: Rows,
+    /// The [`tag`](ObjectProcessor::tag)s of the objects with rows in `rows`, each
     /// once: with [`carry_rows`](ObjectProcessor::carry_rows) a chunk holds rows of
     /// several objects, and a caller that acknowledges objects needs to know whose.
     pub tags: Vec<u64>,
@@ -91,12 +92,22 @@ pub enum ObjectEvent {
 /// chunk's memory does not depend on how large the records are.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 
-/// Partitions per chunk at most: a chunk ends when its rows reach this many
-/// partitions. Each partition of a chunk has its own set of column builders (a lane
-/// of the [`OcsfBuilder`]), kept for the next chunks; an object's records usually
-/// fall in a few partitions (one account and region; a class and source or two; a
-/// day or two), so the bound only keeps a hostile mix from making thousands.
+/// Partitions per chunk with builders at most: a chunk ends when its rows reach this
+/// many partitions (or, with [`ObjectProcessor::sparse`], keeps the records of
+/// further partitions as JSON). Each partition of a chunk has its own set of column
+/// builders (a lane of the [`OcsfBuilder`]), kept for the next chunks; an object's
+/// records usually fall in a few partitions (one account and region; a class and
+/// source or two; a day or two), so the bound only keeps a hostile mix from making
+/// thousands.
 pub const MAX_CHUNK_PARTITIONS: usize = 64;
+
+/// Records of one partition that a chunk keeps as JSON, with the tags of their
+/// objects.
+#[derive(Default)]
+struct JsonPart {
+    records: RawRecords,
+    tags: Vec<u64>,
+}
 
 /// Maps objects; keeps its Arrow builders between objects.
 pub struct ObjectProcessor {
@@ -130,6 +141,20 @@ pub struct ObjectProcessor {
     /// The tags of the objects that ended with rows in the chunk being built, once
     /// per [`ObjectEvent::Carried`].
     owed: Vec<u64>,
+    /// Whether a chunk that has [`MAX_CHUNK_PARTITIONS`] partitions goes on to its
+    /// row and byte bounds, keeping the records of further partitions as their JSON
+    /// ([`Rows::Json`], mapped again when their partition is written), instead of
+    /// ending. For inputs that mix many partitions (a merge or an export of trails
+    /// from many accounts), whose chunks would otherwise end every few dozen records
+    /// and hand out a batch of a row or two per partition: each such batch costs
+    /// about what a large one does (~150 arrays built, then buffered, spilled, read
+    /// back and concatenated), while a kept record is one copy of its bytes. For a
+    /// caller that buffers partitions over many chunks (`replay`); off by default.
+    pub sparse: bool,
+    /// With `sparse`, the records kept as JSON in the chunk being built, by partition.
+    json: HashMap<PartitionKey, JsonPart>,
+    /// Records in `json`.
+    json_rows: usize,
 }
 
 impl Default for ObjectProcessor {
@@ -145,6 +170,9 @@ impl Default for ObjectProcessor {
             carry_rows: false,
             tag: 0,
             owed: Vec::new(),
+            sparse: false,
+            json: HashMap::new(),
+            json_rows: 0,
         }
     }
 }
@@ -188,31 +216,51 @@ impl ObjectProcessor {
         };
         let mut reader = reader.with_max_record_bytes(self.max_record_bytes);
         // Rows carried from earlier objects stay in their lanes, with their keys.
-        if self.builder.is_empty() {
+        if self.builder.is_empty() && self.json_rows == 0 {
             self.keys.clear();
             self.lane_tags.clear();
             self.chunk_json = 0;
         }
         let tag = self.tag;
+        let sparse = self.sparse;
         loop {
             let index = reader.records_read();
-            let (builder, keys, lane_tags) =
-                (&mut self.builder, &mut self.keys, &mut self.lane_tags);
+            let (builder, keys, lane_tags, json, json_rows) = (
+                &mut self.builder,
+                &mut self.keys,
+                &mut self.lane_tags,
+                &mut self.json,
+                &mut self.json_rows,
+            );
             // Each partition's rows go to their own lane of the builder: lane i holds
-            // the rows of keys[i].
+            // the rows of keys[i]; past the lanes (`sparse`), to `json`.
             let read = reader.next_record_with(|bytes, rec| {
-                let mut lane = 0;
+                let mut slot = Slot::Lane(0);
                 let routed = builder.append_parsed(rec, &ctx, |info| {
-                    lane = partition_slot(keys, info)?;
-                    Ok(lane)
+                    slot = partition_slot(keys, info, sparse)?;
+                    Ok(match slot {
+                        Slot::Lane(lane) => Some(lane),
+                        Slot::Json(_) => None,
+                    })
                 });
                 match routed {
                     Ok(_) => {
-                        if lane_tags.len() < keys.len() {
-                            lane_tags.resize_with(keys.len(), Vec::new);
-                        }
-                        if lane_tags[lane].last() != Some(&tag) {
-                            lane_tags[lane].push(tag);
+                        let tags = match slot {
+                            Slot::Lane(lane) => {
+                                if lane_tags.len() < keys.len() {
+                                    lane_tags.resize_with(keys.len(), Vec::new);
+                                }
+                                &mut lane_tags[lane]
+                            }
+                            Slot::Json(key) => {
+                                let part = json.entry(key).or_default();
+                                part.records.push(bytes);
+                                *json_rows += 1;
+                                &mut part.tags
+                            }
+                        };
+                        if tags.last() != Some(&tag) {
+                            tags.push(tag);
                         }
                         Ok(bytes.len())
                     }
@@ -247,9 +295,9 @@ impl ObjectProcessor {
                 }
             };
             self.chunk_json += json;
-            let full = self.builder.len() >= self.chunk_rows
+            let full = self.builder.len() + self.json_rows >= self.chunk_rows
                 || self.chunk_json >= self.chunk_bytes
-                || self.keys.len() >= MAX_CHUNK_PARTITIONS;
+                || (!self.sparse && self.keys.len() >= MAX_CHUNK_PARTITIONS);
             if full && let Err(reason) = self.flush_chunk(sink) {
                 return ObjectOutcome::Failed {
                     reason,
@@ -295,7 +343,8 @@ impl ObjectProcessor {
     /// chunk (the lanes it wrote to name it last), and if so, says so.
     fn end_object(&mut self, sink: &mut dyn FnMut(ObjectEvent)) {
         let tag = self.tag;
-        if self.lane_tags.iter().any(|tags| tags.last() == Some(&tag)) {
+        let named = |tags: &Vec<u64>| tags.last() == Some(&tag);
+        if self.lane_tags.iter().any(named) || self.json.values().any(|p| named(&p.tags)) {
             self.owed.push(tag);
             sink(ObjectEvent::Carried(tag));
         }
@@ -308,9 +357,11 @@ impl ObjectProcessor {
     fn flush_chunk(&mut self, sink: &mut dyn FnMut(ObjectEvent)) -> Result<(), String> {
         let keys = std::mem::take(&mut self.keys);
         let mut tags = std::mem::take(&mut self.lane_tags).into_iter();
+        let json = std::mem::take(&mut self.json);
         self.chunk_json = 0;
-        let mut out = Vec::with_capacity(keys.len());
-        if !self.builder.is_empty() {
+        self.json_rows = 0;
+        let mut out = Vec::with_capacity(keys.len() + json.len());
+        if !self.builder.is_empty() || !json.is_empty() {
             for (lane, key) in keys.into_iter().enumerate() {
                 let batch = match self.builder.finish_lane(lane) {
                     Ok(batch) => batch,
@@ -325,9 +376,22 @@ impl ObjectProcessor {
                 // A lane can be empty: its key was chosen for a record that then failed.
                 let tags = tags.next().unwrap_or_default();
                 if batch.num_rows() > 0 {
-                    out.push(Part { key, batch, tags });
+                    out.push(Part {
+                        key,
+                        rows: Rows::Batch(batch),
+                        tags,
+                    });
                 }
             }
+            // In key order: the caller's buffers see the same sequence whatever the
+            // hash map's.
+            let mut json: Vec<(PartitionKey, JsonPart)> = json.into_iter().collect();
+            json.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            out.extend(json.into_iter().map(|(key, part)| Part {
+                key,
+                rows: Rows::Json(part.records),
+                tags: part.tags,
+            }));
             sink(ObjectEvent::Rows(out));
         }
         self.release(sink, None);
@@ -343,27 +407,44 @@ impl ObjectProcessor {
     }
 }
 
-/// The index in `keys` of the partition of a mapped row (and the builder lane its row
-/// goes to), adding the partition if it is new. An error means a key value the mapper
-/// should have refused; the record is then quarantined with that reason
-/// ([`MapError::NoPartition`](trailhouse_ocsf::MapError::NoPartition)).
-fn partition_slot(keys: &mut Vec<PartitionKey>, info: &RowInfo) -> Result<usize, String> {
+/// Where a mapped row goes in a chunk.
+enum Slot {
+    /// The builder's lane of this index in `keys`.
+    Lane(usize),
+    /// Kept as JSON, with the records of this partition.
+    Json(PartitionKey),
+}
+
+/// Where the row of a mapped record goes: the lane of its partition in `keys`
+/// (adding the partition if it is new), or with `sparse`, once `keys` holds
+/// [`MAX_CHUNK_PARTITIONS`], the chunk's records kept as JSON. An error means a key
+/// value the mapper should have refused; the record is then quarantined with that
+/// reason ([`MapError::NoPartition`](trailhouse_ocsf::MapError::NoPartition)).
+fn partition_slot(
+    keys: &mut Vec<PartitionKey>,
+    info: &RowInfo,
+    sparse: bool,
+) -> Result<Slot, String> {
     let day = utc_day(info.time_ms);
     if let Some(i) = keys
         .iter()
         .position(|k| k.matches(info.source, info.class, &info.region, &info.account, day))
     {
-        return Ok(i);
+        return Ok(Slot::Lane(i));
     }
     let key = PartitionKey::new(info.source, info.class, &info.region, &info.account, day)
         .map_err(|e| e.to_string())?;
+    if sparse && keys.len() >= MAX_CHUNK_PARTITIONS {
+        return Ok(Slot::Json(key));
+    }
     keys.push(key);
-    Ok(keys.len() - 1)
+    Ok(Slot::Lane(keys.len() - 1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
     use std::io::{Cursor, Write};
 
@@ -386,11 +467,9 @@ mod tests {
         let mut p = ObjectProcessor::with_chunk_rows(chunk_rows);
         let (mut rows, mut bad) = (Vec::new(), Vec::new());
         let outcome = p.process(key, Cursor::new(bytes), &mut |ev| match ev {
-            ObjectEvent::Rows(parts) => rows.extend(
-                parts
-                    .into_iter()
-                    .map(|p| (p.key.to_string(), p.batch.num_rows())),
-            ),
+            ObjectEvent::Rows(parts) => {
+                rows.extend(parts.into_iter().map(|p| (p.key.to_string(), p.rows.len())))
+            }
             ObjectEvent::BadRecord { index, reason, .. } => bad.push((index, reason)),
             ev => panic!("an event of carried rows without carry_rows: {ev:?}"),
         });
@@ -450,7 +529,7 @@ mod tests {
         let mut sizes = Vec::new();
         let outcome = p.process("f.json.gz", Cursor::new(gz(&doc)), &mut |ev| {
             if let ObjectEvent::Rows(parts) = ev {
-                sizes.push(parts.iter().map(|p| p.batch.num_rows()).sum::<usize>());
+                sizes.push(parts.iter().map(|p| p.rows.len()).sum::<usize>());
             }
         });
         assert!(matches!(
@@ -495,7 +574,10 @@ mod tests {
         );
         // Each batch holds the rows of its own key and no other.
         let mut seen = Vec::new();
-        for Part { key, batch, .. } in events.iter().flatten() {
+        for Part { key, rows, .. } in events.iter().flatten() {
+            let Rows::Batch(batch) = rows else {
+                panic!("rows kept as JSON without sparse")
+            };
             let region = batch
                 .column_by_name("region")
                 .expect("region")
@@ -526,15 +608,102 @@ mod tests {
         assert_eq!(seen, expected);
     }
 
+    #[test]
+    fn a_sparse_chunk_keeps_the_records_of_further_partitions_as_json_that_maps_the_same() {
+        // The input of the test above; `sparse` on. One chunk: MAX_CHUNK_PARTITIONS
+        // lanes, the rest kept as JSON (the record "again" joins its lane). Mapped
+        // again, each JSON part is the batch the plain processor builds for that
+        // partition. Two objects, carried: the second's key has no region, so its
+        // records (without awsRegion) take the key's account and region, and mapped
+        // again take them from their partition; so do those without
+        // recipientAccountId.
+        let n = 3 * MAX_CHUNK_PARTITIONS + 5;
+        let mut records: Vec<String> = (0..n)
+            .map(|i| rec(&format!("id{i}"), &format!("xx-test-{i}"), 1))
+            .collect();
+        records.push(rec("again", "xx-test-0", 1));
+        let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let keyed = "AWSLogs/444455556666/CloudTrail/ap-south-2/2024/01/01/f.json.gz";
+        let no_region: Vec<String> = (0..3)
+            .map(|i| {
+                rec(&format!("nr{i}"), "XX", 2)
+                    .replace(r#""awsRegion":"XX","#, "")
+                    .replace(r#","recipientAccountId":"111122223333""#, "")
+            })
+            .collect();
+        let doc2 = format!(r#"{{"Records":[{}]}}"#, no_region.join(","));
+        let objects = [("f.json.gz", gz(&doc)), (keyed, gz(&doc2))];
+
+        let run = |sparse: bool| -> Vec<Part> {
+            let mut p = ObjectProcessor::with_chunk_rows(10_000);
+            p.sparse = sparse;
+            p.carry_rows = true;
+            let mut parts = Vec::new();
+            let mut carried = Vec::new();
+            for (tag, (key, bytes)) in objects.iter().enumerate() {
+                p.tag = tag as u64;
+                let outcome = p.process(key, Cursor::new(bytes.clone()), &mut |ev| match ev {
+                    ObjectEvent::Rows(ps) => parts.extend(ps),
+                    ObjectEvent::Carried(t) => carried.push(t),
+                    _ => {}
+                });
+                assert!(
+                    matches!(outcome, ObjectOutcome::Complete { .. }),
+                    "{outcome:?}"
+                );
+            }
+            if sparse {
+                // Both objects end with rows in the chunk: the second only in JSON.
+                assert_eq!(carried, [0, 1]);
+            }
+            p.finish(&mut |ev| {
+                if let ObjectEvent::Rows(ps) = ev {
+                    parts.extend(ps)
+                }
+            })
+            .unwrap();
+            parts
+        };
+        let plain = run(false);
+        let sparse = run(true);
+        let json: Vec<&Part> = sparse
+            .iter()
+            .filter(|p| matches!(p.rows, Rows::Json(_)))
+            .collect();
+        assert_eq!(sparse.len() - json.len(), MAX_CHUNK_PARTITIONS);
+        assert_eq!(json.len(), n - MAX_CHUNK_PARTITIONS + 1);
+        let keys: Vec<&PartitionKey> = json.iter().map(|p| &p.key).collect();
+        assert!(keys.is_sorted(), "JSON parts in key order");
+        let last = json
+            .iter()
+            .find(|p| p.key.region() == "ap-south-2")
+            .unwrap();
+        assert_eq!((last.rows.len(), last.key.account()), (3, "444455556666"));
+        assert_eq!(last.tags, [1]);
+
+        // The plain processor's chunks end at the partition bound, so "again" comes in
+        // a later batch of its partition than the first record's.
+        let mut want: std::collections::BTreeMap<PartitionKey, Vec<RecordBatch>> =
+            Default::default();
+        for p in plain {
+            let Rows::Batch(b) = p.rows else {
+                panic!("rows kept as JSON without sparse")
+            };
+            want.entry(p.key).or_default().push(b);
+        }
+        assert_eq!(want.len(), sparse.len());
+        for p in sparse {
+            let batch = p.rows.into_batch(&p.key).unwrap();
+            let plain = arrow_select::concat::concat_batches(&batch.schema(), &want[&p.key]);
+            assert_eq!(batch, plain.unwrap(), "{}", p.key);
+        }
+    }
+
     /// A sink keeping (partition, rows) of each batch handed out.
     fn into(batches: &mut Vec<(String, usize)>) -> impl FnMut(ObjectEvent) + '_ {
         |ev| {
             if let ObjectEvent::Rows(parts) = ev {
-                batches.extend(
-                    parts
-                        .into_iter()
-                        .map(|p| (p.key.to_string(), p.batch.num_rows())),
-                );
+                batches.extend(parts.into_iter().map(|p| (p.key.to_string(), p.rows.len())));
             }
         }
     }
@@ -662,7 +831,7 @@ mod tests {
             let mut sink = |ev| match ev {
                 ObjectEvent::Rows(ps) => log.borrow_mut().extend(ps.into_iter().map(|p| {
                     let region = p.key.to_string().split('/').nth(2).unwrap().to_string();
-                    part(&region, p.batch.num_rows(), &p.tags)
+                    part(&region, p.rows.len(), &p.tags)
                 })),
                 ObjectEvent::Carried(tag) => log.borrow_mut().push(carried(tag)),
                 ObjectEvent::Released { tags, error } => {

@@ -479,6 +479,9 @@ fn ingest_insights(
 fn worker(groups: &[&[LocalObject]], w: usize, stride: usize, chunk_rows: usize, tx: Outbox) {
     let mut processor = ObjectProcessor::with_chunk_rows(chunk_rows);
     processor.carry_rows = true;
+    // The aggregator buffers partitions over many chunks (and spills them): rows of
+    // a mix of many partitions wait there as JSON rather than as tiny batches.
+    processor.sparse = true;
     for group in groups.iter().skip(w).step_by(stride) {
         if !map_group(&mut processor, group, &tx) {
             return;
@@ -558,7 +561,11 @@ fn encoder(
 ) {
     let trim_budget = crate::malloc::trim_budget(opts.flush.max_buffer_bytes);
     for (key, pending) in jobs {
-        let result = encode_partition(&key, opts.layout, &pending.batches, &opts.write)
+        let arrow_bytes = pending.bytes;
+        // Records kept as JSON are mapped here, on the encoder's thread.
+        let result = pending
+            .into_batches(&key)
+            .and_then(|batches| encode_partition(&key, opts.layout, &batches, &opts.write))
             .map_err(|e| ReplayError::Encode {
                 partition: key.to_string(),
                 message: e.to_string(),
@@ -576,14 +583,13 @@ fn encoder(
                     files: enc.files.len() as u64,
                     bytes,
                     duplicates: enc.duplicates,
-                    arrow_bytes: pending.bytes,
+                    arrow_bytes,
                     key,
                 })
             });
-        // The partition's Parquet files are written and freed, its batches freed
-        // here: the moment to give memory back, if the process holds more than its
-        // bound allows for.
-        drop(pending);
+        // The partition's Parquet files are written and freed, its batches too: the
+        // moment to give memory back, if the process holds more than its bound
+        // allows for.
         crate::malloc::trim_above(trim_budget);
         if results.send(result).is_err() {
             return;
@@ -664,6 +670,7 @@ fn join(first: Option<Pending>, then: Option<Pending>) -> Option<Pending> {
     match (first, then) {
         (Some(mut a), Some(b)) => {
             a.batches.extend(b.batches);
+            a.raw.append(b.raw);
             a.bytes += b.bytes;
             a.rows += b.rows;
             a.since_ms = a.since_ms.min(b.since_ms);
@@ -782,8 +789,8 @@ fn aggregate(
                      in_flight: &mut usize,
                      summary: &mut Summary|
      -> Result<(), ReplayError> {
-        for Part { key, batch, .. } in parts {
-            for job in buffers.add(key, batch, 0) {
+        for Part { key, rows, .. } in parts {
+            for job in buffers.add(key, rows, 0) {
                 let buffered = buffers.total_bytes();
                 route(job, buffered, spill, in_flight, summary)?;
             }

@@ -10,8 +10,9 @@
 //!
 //! One append-only file holds every partition's spilled rows: each [`Spill::put`] is one
 //! zstd frame (level 1, one reused context) of Arrow IPC record batch messages, which
-//! are read back after the stream's schema message, kept in memory. An in-memory index
-//! keeps each partition's frames. (Arrow IPC's own compression was tried first: it
+//! are read back after the stream's schema message, kept in memory, and one more for
+//! records kept as JSON ([`RawRecords`]: their count, their ends, their bytes). An
+//! in-memory index keeps each partition's frames. (Arrow IPC's own compression was tried first: it
 //! compresses every buffer of every column on its own, with a fresh LZ4 frame each
 //! time, and the spill of a 300 MB input spent 85 % of its time there.) The file is
 //! unlinked as soon as it is open (on Unix), so nothing is left behind if the process
@@ -28,7 +29,7 @@ use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::ArrowError;
 use arrow_select::concat::concat_batches;
-use trailhouse_lake::{PartitionKey, Pending};
+use trailhouse_lake::{PartitionKey, Pending, RawRecords};
 
 /// zstd level of the spill's frames: the fastest, the spill being read back once.
 const LEVEL: i32 = 1;
@@ -44,15 +45,20 @@ pub struct Spill {
 struct Open {
     file: File,
     reader: File,
-    /// Encodes batches as IPC messages into its `Vec`, emptied after every put.
-    ipc: StreamWriter<Vec<u8>>,
-    /// The stream's schema, and its message, which every frame is read after.
-    schema: arrow_schema::SchemaRef,
-    head: Vec<u8>,
+    /// Made at the first batch spilled.
+    ipc: Option<Ipc>,
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
     /// Whether the path still exists (it could not be unlinked while open).
     linked: bool,
+}
+
+struct Ipc {
+    /// Encodes batches as IPC messages into its `Vec`, emptied after every put.
+    writer: StreamWriter<Vec<u8>>,
+    /// The stream's schema, and its message, which every frame is read after.
+    schema: arrow_schema::SchemaRef,
+    head: Vec<u8>,
 }
 
 /// One put: where its frame is in the file, and the IPC bytes it decompresses to.
@@ -64,7 +70,10 @@ struct Frame {
 
 #[derive(Default)]
 struct Spilled {
+    /// Frames of IPC messages.
     frames: Vec<Frame>,
+    /// Frames of records kept as JSON.
+    json: Vec<Frame>,
     /// Bytes of Arrow data of the rows (buffers' used lengths): about the memory they
     /// take when read back into one batch, without the slack of the small batches they
     /// were spilled as (capacity, 64-byte rounding, per-array overhead).
@@ -129,7 +138,7 @@ impl Spill {
         self.parts.keys().cloned().collect()
     }
 
-    fn open(&mut self, schema: &arrow_schema::SchemaRef) -> io::Result<&mut Open> {
+    fn open(&mut self) -> io::Result<&mut Open> {
         if self.open.is_none() {
             let file = OpenOptions::new()
                 .write(true)
@@ -138,14 +147,10 @@ impl Spill {
             let reader = File::open(&self.path)?;
             // Unlinked while open: the space is the process's until it drops the handles.
             let linked = std::fs::remove_file(&self.path).is_err();
-            let mut ipc = StreamWriter::try_new(Vec::new(), schema).map_err(arrow_io)?;
-            let head = std::mem::take(ipc.get_mut());
             self.open = Some(Open {
                 file,
                 reader,
-                ipc,
-                schema: schema.clone(),
-                head,
+                ipc: None,
                 compressor: zstd::bulk::Compressor::new(LEVEL)?,
                 decompressor: zstd::bulk::Decompressor::new()?,
                 linked,
@@ -154,41 +159,70 @@ impl Spill {
         Ok(self.open.as_mut().expect("opened above"))
     }
 
-    /// Appends `pending`'s batches to `key`'s spilled rows.
+    /// Appends `pending`'s rows (batches and records kept as JSON) to `key`'s
+    /// spilled rows.
     ///
     /// # Errors
     /// When the spill file cannot be created or written, or a batch's schema is not the
     /// one the spill started with.
     pub fn put(&mut self, key: &PartitionKey, pending: Pending) -> io::Result<()> {
-        let Some(first) = pending.batches.first() else {
+        if pending.batches.is_empty() && pending.raw.is_empty() {
             return Ok(());
-        };
-        let at = self.written;
-        let open = self.open(&first.schema())?;
-        for batch in &pending.batches {
-            // The IPC writer does not check: a batch of another schema would be written,
-            // and read back as garbage.
-            let schema = batch.schema_ref();
-            if !Arc::ptr_eq(schema, &open.schema) && **schema != *open.schema {
-                return Err(io::Error::other(
-                    "spill: a batch's schema is not the spill's schema",
-                ));
+        }
+        let mut at = self.written;
+        let open = self.open()?;
+        let mut frames = Vec::new();
+        if let Some(first) = pending.batches.first() {
+            let ipc = match &mut open.ipc {
+                Some(ipc) => ipc,
+                None => {
+                    let schema = first.schema();
+                    let mut writer =
+                        StreamWriter::try_new(Vec::new(), &schema).map_err(arrow_io)?;
+                    let head = std::mem::take(writer.get_mut());
+                    open.ipc.insert(Ipc {
+                        writer,
+                        schema,
+                        head,
+                    })
+                }
+            };
+            for batch in &pending.batches {
+                // The IPC writer does not check: a batch of another schema would be
+                // written, and read back as garbage.
+                let schema = batch.schema_ref();
+                if !Arc::ptr_eq(schema, &ipc.schema) && **schema != *ipc.schema {
+                    return Err(io::Error::other(
+                        "spill: a batch's schema is not the spill's schema",
+                    ));
+                }
             }
+            for batch in &pending.batches {
+                ipc.writer.write(batch).map_err(arrow_io)?;
+            }
+            let raw = std::mem::take(ipc.writer.get_mut());
+            let frame = open.write_frame(at, &raw)?;
+            at += frame.len as u64;
+            frames.push(frame);
         }
-        for batch in &pending.batches {
-            open.ipc.write(batch).map_err(arrow_io)?;
+        let mut json = None;
+        if !pending.raw.is_empty() {
+            let (bytes, ends) = pending.raw.parts();
+            let mut raw = Vec::with_capacity(8 * (1 + ends.len()) + bytes.len());
+            raw.extend_from_slice(&(ends.len() as u64).to_le_bytes());
+            for &end in ends {
+                raw.extend_from_slice(&(end as u64).to_le_bytes());
+            }
+            raw.extend_from_slice(bytes);
+            let frame = open.write_frame(at, &raw)?;
+            at += frame.len as u64;
+            json = Some(frame);
         }
-        let raw = std::mem::take(open.ipc.get_mut());
-        let frame = open.compressor.compress(&raw)?;
-        open.file.write_all(&frame)?;
-        self.written += frame.len() as u64;
+        self.written = at;
         let s = self.parts.entry(key.clone()).or_default();
-        s.frames.push(Frame {
-            at,
-            len: frame.len(),
-            raw_len: raw.len(),
-        });
-        s.bytes += pending.batches.iter().map(data_bytes).sum::<usize>();
+        s.frames.extend(frames);
+        s.json.extend(json);
+        s.bytes += pending.batches.iter().map(data_bytes).sum::<usize>() + pending.raw.bytes();
         s.rows += pending.rows;
         Ok(())
     }
@@ -206,44 +240,98 @@ impl Spill {
             .open
             .as_mut()
             .ok_or_else(|| io::Error::other("spill index without a spill file"))?;
-        let mut batches = Vec::new();
-        // One frame buffer and one IPC buffer (schema message, then the frame's
-        // messages) for all of the partition's frames.
+        // One frame buffer, and one buffer of what a frame decompresses to (for IPC,
+        // after the schema message), for all of the partition's frames.
         let mut frame = Vec::new();
-        let mut ipc = open.head.clone();
-        let head = ipc.len();
-        for f in spilled.frames {
-            frame.resize(f.len, 0);
-            open.reader.seek(SeekFrom::Start(f.at))?;
-            open.reader.read_exact(&mut frame)?;
-            ipc.resize(head + f.raw_len, 0);
-            let n = open
-                .decompressor
-                .decompress_to_buffer(&frame, &mut ipc[head..])?;
-            if n != f.raw_len {
-                return Err(io::Error::other(
-                    "spill: a frame decompressed to a wrong size",
-                ));
+        let mut batch = None;
+        if !spilled.frames.is_empty() {
+            let ipc = open
+                .ipc
+                .as_ref()
+                .ok_or_else(|| io::Error::other("spill index of batches never spilled"))?;
+            let (mut buf, schema) = (ipc.head.clone(), ipc.schema.clone());
+            let mut batches = Vec::new();
+            let head = buf.len();
+            for f in &spilled.frames {
+                open.read_frame(f, &mut frame, &mut buf, head)?;
+                for batch in StreamReader::try_new(Cursor::new(&buf[..]), None).map_err(arrow_io)? {
+                    batches.push(batch.map_err(arrow_io)?);
+                }
             }
-            for batch in StreamReader::try_new(Cursor::new(&ipc[..]), None).map_err(arrow_io)? {
-                batches.push(batch.map_err(arrow_io)?);
-            }
+            batch = Some(concat_batches(&schema, &batches).map_err(arrow_io)?);
         }
-        let batch = concat_batches(&open.schema, &batches).map_err(arrow_io)?;
-        if batch.num_rows() != spilled.rows {
+        let mut raw = RawRecords::default();
+        let mut buf = Vec::new();
+        for f in &spilled.json {
+            open.read_frame(f, &mut frame, &mut buf, 0)?;
+            raw.append(json_records(&buf).ok_or_else(|| {
+                io::Error::other("spill: a frame of JSON records does not add up")
+            })?);
+        }
+        let rows = batch.as_ref().map_or(0, RecordBatch::num_rows) + raw.len();
+        if rows != spilled.rows {
             return Err(io::Error::other(format!(
-                "spill of {key} read back {} rows, {} were spilled",
-                batch.num_rows(),
+                "spill of {key} read back {rows} rows, {} were spilled",
                 spilled.rows
             )));
         }
         Ok(Some(Pending {
-            bytes: batch.get_array_memory_size(),
-            rows: batch.num_rows(),
-            batches: vec![batch],
+            bytes: batch.as_ref().map_or(0, RecordBatch::get_array_memory_size) + raw.bytes(),
+            rows,
+            batches: batch.into_iter().collect(),
+            raw,
             since_ms: 0,
         }))
     }
+}
+
+impl Open {
+    /// Compresses `raw` into a frame at `at` (the end of the file).
+    fn write_frame(&mut self, at: u64, raw: &[u8]) -> io::Result<Frame> {
+        let frame = self.compressor.compress(raw)?;
+        self.file.write_all(&frame)?;
+        Ok(Frame {
+            at,
+            len: frame.len(),
+            raw_len: raw.len(),
+        })
+    }
+
+    /// Reads frame `f` (into `frame`) and decompresses it into `out` from `from` on.
+    fn read_frame(
+        &mut self,
+        f: &Frame,
+        frame: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        from: usize,
+    ) -> io::Result<()> {
+        frame.resize(f.len, 0);
+        self.reader.seek(SeekFrom::Start(f.at))?;
+        self.reader.read_exact(frame)?;
+        out.resize(from + f.raw_len, 0);
+        let n = self
+            .decompressor
+            .decompress_to_buffer(frame, &mut out[from..])?;
+        if n != f.raw_len {
+            return Err(io::Error::other(
+                "spill: a frame decompressed to a wrong size",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Records kept as JSON from a frame's bytes: their count, their ends (u64 LE each),
+/// then their JSON.
+fn json_records(buf: &[u8]) -> Option<RawRecords> {
+    let word = |i: usize| -> Option<usize> {
+        let b = buf.get(i * 8..i * 8 + 8)?;
+        usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok()
+    };
+    let n = word(0)?;
+    let ends = (1..=n).map(word).collect::<Option<Vec<usize>>>()?;
+    let json = buf.get(8 * (1 + n)..)?.to_vec();
+    RawRecords::from_parts(json, ends)
 }
 
 impl Drop for Spill {
@@ -298,6 +386,7 @@ mod tests {
             bytes: batches.iter().map(|b| b.get_array_memory_size()).sum(),
             rows: batches.iter().map(|b| b.num_rows()).sum(),
             batches,
+            raw: RawRecords::default(),
             since_ms: 0,
         }
     }
@@ -352,6 +441,40 @@ mod tests {
             assert_eq!(back.batches, [want], "partition {account}");
         }
         assert!(spill.keys().is_empty());
+        // Records kept as JSON: alone (the first put of `4444`, before any batch of
+        // it), and beside batches; they come back in order, after the batches.
+        let raw = |records: &[&str]| {
+            let mut r = RawRecords::default();
+            for rec in records {
+                r.push(rec.as_bytes());
+            }
+            r
+        };
+        let json_only = |records: &[&str]| {
+            let raw = raw(records);
+            Pending {
+                bytes: raw.bytes(),
+                rows: raw.len(),
+                raw,
+                ..Pending::default()
+            }
+        };
+        spill
+            .put(&key("4444"), json_only(&[r#"{"a":1}"#, "{\n}"]))
+            .unwrap();
+        let mut both = pending(vec![batch(&schema, 5, 3)]);
+        both.raw = raw(&["{}", r#"{"b":"é"}"#]);
+        both.rows += 2;
+        spill.put(&key("4444"), both).unwrap();
+        spill.put(&key("4444"), json_only(&[])).unwrap();
+        let back = spill.take(&key("4444")).unwrap().unwrap();
+        assert_eq!(back.batches, [batch(&schema, 5, 3)]);
+        assert_eq!(back.raw, raw(&[r#"{"a":1}"#, "{\n}", "{}", r#"{"b":"é"}"#]));
+        assert_eq!(back.rows, 7);
+        assert_eq!(
+            back.bytes,
+            back.batches[0].get_array_memory_size() + back.raw.bytes()
+        );
         // A batch of another schema is an error, not a corrupt spill.
         let other = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, true)]));
         let bad = RecordBatch::try_new(other, vec![Arc::new(StringArray::from(vec![Some("x")]))])

@@ -889,11 +889,11 @@ async fn aggregate(
             } => settled.extend(ledger.register(id, receipt, objects)),
             AggMsg::Rows(parts) => {
                 let now = started.elapsed().as_millis() as u64;
-                for Part { key, batch, tags } in parts {
+                for Part { key, rows, tags } in parts {
                     for id in tags {
                         ledger.rows(id, &key);
                     }
-                    for (k, p) in buffers.add(key, batch, now) {
+                    for (k, p) in buffers.add(key, rows, now) {
                         start_flush(
                             k,
                             p,
@@ -1120,9 +1120,10 @@ async fn flush(
 ) -> Result<(), String> {
     let (k, w) = (key.clone(), write.clone());
     let encoded = tokio::task::spawn_blocking(move || {
-        let encoded = encode_partition(&k, layout, &pending.batches, &w);
+        let encoded = pending
+            .into_batches(&k)
+            .and_then(|batches| encode_partition(&k, layout, &batches, &w));
         // The partition's batches are freed here (its files once written, below).
-        drop(pending);
         crate::malloc::trim_above(trim_budget);
         encoded
     })
