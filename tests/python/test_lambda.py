@@ -16,6 +16,9 @@ Run: TRAILHOUSE_BIN=... $VENV/bin/python -m pytest -p no:cacheprovider -q tests/
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import os
 import queue as queue_mod
@@ -289,6 +292,79 @@ def test_event_other_shapes_and_garbage(emu, lambda_bin, tmp_path):
     assert names and "this is not a notification" in qu.messages[names[0]], \
         f"the unparseable body (message {garbage_id}) is not in _quarantine/messages/: {sorted(qu.messages)}"
     assert len(qu.messages) == 1 and not qu.objects and not qu.records, f"unexpected quarantine: {qu}"
+
+
+def fake_message(body: dict) -> dict:
+    """An SQS message (boto3 shape) as the poller would hand it over, for `--event`."""
+    text = json.dumps(body)
+    return {"MessageId": str(uuid.uuid4()), "ReceiptHandle": uuid.uuid4().hex, "Body": text,
+            "MD5OfBody": hashlib.md5(text.encode()).hexdigest(), "Attributes": {}}
+
+
+def test_a_mixed_object_maps_as_its_records_do_in_their_own_objects(emu, lambda_bin, tmp_path):
+    """One object mixing the records of ~200 partitions (a merge or an export of trails: a chunk
+    keeps the records past its 64th partition as JSON, mapped when the partition is written) gives
+    the same rows as the same records in their own trail files, column for column, and one file per
+    partition."""
+    import pyarrow.parquet as pq
+
+    corpus = tmp_path / "corpus"
+    E.generate(corpus, 606, tmp_path / "m.json", accounts=12, days=2, files=36, records_per_file=20)
+    # Records that name their own account and region: in any object they map to the same row.
+    by_part: dict[tuple, list[dict]] = {}
+    for f in sorted(p for p in corpus.rglob("*.json.gz")):
+        for r in json.loads(gzip.decompress(f.read_bytes()))["Records"]:
+            if r.get("recipientAccountId") and r.get("awsRegion"):
+                key = (r["recipientAccountId"], r["awsRegion"], r["eventTime"][:10], r.get("eventSource"))
+                by_part.setdefault(key, []).append(r)
+    mixed = []
+    while any(by_part.values()):
+        mixed += [q.pop(0) for q in by_part.values() if q]
+    assert len(mixed) > 500, len(mixed)
+
+    # The same records as trail files of their own (grouped as the generator made them) ...
+    own = tmp_path / "own"
+    for f in sorted(p for p in corpus.rglob("*.json.gz")):
+        recs = [r for r in json.loads(gzip.decompress(f.read_bytes()))["Records"]
+                if r.get("recipientAccountId") and r.get("awsRegion")]
+        dest = own / f.relative_to(corpus)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(gzip.compress(json.dumps({"Records": recs}).encode()))
+    # ... and as one object.
+    mixed_key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/09/111122223333_CloudTrail_us-east-1_20240309T0000Z_mix.json.gz"
+    body = gzip.compress(json.dumps({"Records": mixed}).encode())
+
+    bucket = emu.bucket("lam6-trail")
+    sizes = emu.upload_tree(bucket, own)
+    emu.s3.put_object(Bucket=bucket, Key=mixed_key, Body=body)
+    arn = f"arn:aws:sqs:{E.REGION}:{E.ACCOUNT}:lam6"
+    lakes = {}
+    for name, keys in [("own", sorted(sizes)), ("mixed", [mixed_key])]:
+        lake = f"s3://{emu.bucket('lam6-' + name)}/lake"
+        size = lambda k: sizes.get(k, len(body))
+        event = sqs_event([fake_message(E.s3_event(bucket, k, size(k))) for k in keys], arn)
+        inv = invoke(lambda_bin, emu, lake, event, tmp_path / f"event-{name}.json", timeout=180)
+        assert inv.rc == 0 and inv.failures() == [], f"{name}: exit {inv.rc}\n{inv.tail()}"
+        lakes[name] = lake
+
+    def rows(lake: str) -> tuple[dict[str, dict], int, int]:
+        bucket, prefix = E.split_lake(lake)
+        out, files, parts = {}, 0, set()
+        for key in E.parquet_keys(emu, lake):
+            files += 1
+            parts.add(E.parse_ext_key(key[len(prefix):])[0])
+            for r in pq.read_table(io.BytesIO(emu.get(bucket, key))).to_pylist():
+                assert out.setdefault(r["metadata"]["uid"], r) == r, f"two rows of {r['metadata']['uid']}"
+        return out, files, len(parts)
+
+    own_rows, _, _ = rows(lakes["own"])
+    mixed_rows, files, parts = rows(lakes["mixed"])
+    print(f"{len(mixed)} records, {len(mixed_rows)} rows, {files} files for {parts} partitions")
+    assert parts > 64, f"only {parts} partitions: the mix does not reach the JSON path"
+    assert files == parts, f"{files} files for {parts} partitions"
+    assert set(mixed_rows) == set(own_rows)
+    differ = [uid for uid in own_rows if own_rows[uid] != mixed_rows[uid]]
+    assert not differ, f"{len(differ)} rows differ, e.g. {differ[0]}: {own_rows[differ[0]]} != {mixed_rows[differ[0]]}"
 
 
 def test_unwritable_lake_fails_every_object_message(emu, lambda_bin, tmp_path):

@@ -384,6 +384,9 @@ impl Carry {
         self.idle().pop().unwrap_or_else(|| {
             let mut p = ObjectProcessor::with_chunk_rows(self.chunk_rows);
             p.carry_rows = true;
+            // The partition buffers hold rows over many chunks: a mix of many
+            // partitions waits there as JSON rather than as batches of a row or two.
+            p.sparse = true;
             p
         })
     }
