@@ -453,24 +453,13 @@ mod tests {
         // key's: the records without awsRegion (or recipientAccountId) get them.
         let mapped = raw.map(&k).unwrap();
         assert_eq!(mapped.num_rows(), 3);
-        let region = mapped.column_by_name("region").unwrap();
-        let region = region
-            .as_any()
-            .downcast_ref::<arrow_array::StringArray>()
-            .unwrap();
-        assert_eq!(
-            region.iter().flatten().collect::<Vec<_>>(),
-            ["us-east-1"; 3]
-        );
-        let accounts = mapped.column_by_name("accountid").unwrap();
-        let accounts = accounts
-            .as_any()
-            .downcast_ref::<arrow_array::StringArray>()
-            .unwrap();
-        assert_eq!(
-            accounts.iter().flatten().collect::<Vec<_>>(),
-            ["222222222222"; 3]
-        );
+        let column = |name: &str| -> Vec<String> {
+            let c = mapped.column_by_name(name).unwrap();
+            let c = c.as_any().downcast_ref::<arrow_array::StringArray>();
+            c.unwrap().iter().flatten().map(str::to_string).collect()
+        };
+        assert_eq!(column("region"), ["us-east-1"; 3]);
+        assert_eq!(column("accountid"), ["222222222222"; 3]);
         let batches = pending.into_batches(&k).unwrap();
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[1], mapped);

@@ -541,17 +541,22 @@ mod tests {
         assert_eq!(sizes, expected);
     }
 
-    #[test]
-    fn a_chunk_ends_at_the_partition_bound_and_every_row_keeps_its_partition() {
-        // 3 × MAX_CHUNK_PARTITIONS + 5 records, each of its own region (and so its own
-        // partition), then the first region again: room for 10,000 rows per chunk, but
-        // a chunk ends once it holds rows of MAX_CHUNK_PARTITIONS partitions.
+    /// 3 × MAX_CHUNK_PARTITIONS + 5 records, each of its own region (and so its own
+    /// partition), then the first region again; and their number.
+    fn a_region_each() -> (String, usize) {
         let n = 3 * MAX_CHUNK_PARTITIONS + 5;
         let mut records: Vec<String> = (0..n)
             .map(|i| rec(&format!("id{i}"), &format!("xx-test-{i}"), 1))
             .collect();
         records.push(rec("again", "xx-test-0", 1));
-        let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        (format!(r#"{{"Records":[{}]}}"#, records.join(",")), n)
+    }
+
+    #[test]
+    fn a_chunk_ends_at_the_partition_bound_and_every_row_keeps_its_partition() {
+        // Room for 10,000 rows per chunk, but a chunk ends once it holds rows of
+        // MAX_CHUNK_PARTITIONS partitions.
+        let (doc, n) = a_region_each();
         let mut p = ObjectProcessor::with_chunk_rows(10_000);
         let mut events = Vec::new();
         let outcome = p.process("f.json.gz", Cursor::new(gz(&doc)), &mut |ev| {
@@ -613,16 +618,10 @@ mod tests {
         // The input of the test above; `sparse` on. One chunk: MAX_CHUNK_PARTITIONS
         // lanes, the rest kept as JSON (the record "again" joins its lane). Mapped
         // again, each JSON part is the batch the plain processor builds for that
-        // partition. Two objects, carried: the second's key has no region, so its
-        // records (without awsRegion) take the key's account and region, and mapped
-        // again take them from their partition; so do those without
-        // recipientAccountId.
-        let n = 3 * MAX_CHUNK_PARTITIONS + 5;
-        let mut records: Vec<String> = (0..n)
-            .map(|i| rec(&format!("id{i}"), &format!("xx-test-{i}"), 1))
-            .collect();
-        records.push(rec("again", "xx-test-0", 1));
-        let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        // partition. Two objects, carried: the second's records have neither
+        // awsRegion nor recipientAccountId, so they take its key's region and
+        // account, and mapped again take them from their partition.
+        let (doc, n) = a_region_each();
         let keyed = "AWSLogs/444455556666/CloudTrail/ap-south-2/2024/01/01/f.json.gz";
         let no_region: Vec<String> = (0..3)
             .map(|i| {

@@ -171,7 +171,7 @@ impl Spill {
         }
         let mut at = self.written;
         let open = self.open()?;
-        let mut frames = Vec::new();
+        let mut batches = None;
         if let Some(first) = pending.batches.first() {
             let ipc = match &mut open.ipc {
                 Some(ipc) => ipc,
@@ -203,7 +203,7 @@ impl Spill {
             let raw = std::mem::take(ipc.writer.get_mut());
             let frame = open.write_frame(at, &raw)?;
             at += frame.len as u64;
-            frames.push(frame);
+            batches = Some(frame);
         }
         let mut json = None;
         if !pending.raw.is_empty() {
@@ -220,15 +220,15 @@ impl Spill {
         }
         self.written = at;
         let s = self.parts.entry(key.clone()).or_default();
-        s.frames.extend(frames);
+        s.frames.extend(batches);
         s.json.extend(json);
         s.bytes += pending.batches.iter().map(data_bytes).sum::<usize>() + pending.raw.bytes();
         s.rows += pending.rows;
         Ok(())
     }
 
-    /// Reads `key`'s spilled rows back as one batch, in the order they were spilled, and
-    /// forgets them.
+    /// Reads `key`'s spilled rows back, in the order they were spilled, as one batch
+    /// and its records kept as JSON, and forgets them.
     ///
     /// # Errors
     /// When the spill file cannot be read or decoded.
