@@ -441,7 +441,7 @@ fn slice_ends(
 }
 
 /// Encodes all rows of one partition. `batches` must have the OCSF schema
-/// ([`trailhouse_ocsf::schema`]); their order only matters for ties, which makes the
+/// ([`trailhouse_ocsf::schema()`]); their order only matters for ties, which makes the
 /// output deterministic for a deterministic input order.
 pub fn encode_partition(
     key: &PartitionKey,

@@ -1,6 +1,6 @@
 //! OCSF 1.1.0 for CloudTrail, as Amazon Security Lake writes it.
 //!
-//! - [`schema`]: the one Arrow schema (Security Lake's v2 CloudTrail table) that the
+//! - [`schema`](mod@schema): the one Arrow schema (Security Lake's v2 CloudTrail table) that the
 //!   writers, the DDL and the query side derive from.
 //! - [`classify`]: class (API Activity 6003, Authentication 3002, Account Change
 //!   3001), activity and source (CLOUD_TRAIL_MGMT, S3_DATA, LAMBDA_EXECUTION).
