@@ -74,6 +74,8 @@ pub enum Encoding {
 /// Default bound on one record's size: CloudTrail events are at most a few hundred KB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 32 << 20;
 const READ_CHUNK: usize = 256 << 10;
+/// The largest buffer [`LogReader::into_buffer`] hands back as it is.
+const RETAINED_BUFFER: usize = 4 * READ_CHUNK;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -105,6 +107,17 @@ pub struct LogReader<R> {
 impl LogReader<Box<dyn Read + Send>> {
     /// Opens a log file from any reader, detecting gzip by its magic bytes.
     pub fn open<R: Read + Send + 'static>(reader: R) -> Result<(Self, Encoding), ReadError> {
+        Self::open_in(reader, Vec::new())
+    }
+
+    /// [`open`](Self::open), reading into `buf`: the buffer of an earlier reader
+    /// ([`into_buffer`](LogReader::into_buffer)), whatever it holds. A caller that
+    /// reads many files saves allocating and zeroing a buffer for each (256 KiB; for a
+    /// trail file of a few records, more than its decompressed size).
+    pub fn open_in<R: Read + Send + 'static>(
+        reader: R,
+        buf: Vec<u8>,
+    ) -> Result<(Self, Encoding), ReadError> {
         let mut buffered = BufReader::with_capacity(64 << 10, reader);
         let head = buffered.fill_buf().map_err(|source| ReadError::Io {
             kind: "input",
@@ -112,21 +125,29 @@ impl LogReader<Box<dyn Read + Send>> {
             record: 0,
             source,
         })?;
-        if head.starts_with(&[0x1f, 0x8b]) {
-            let decoder = MultiGzDecoder::new(buffered);
-            Ok((LogReader::new(Box::new(decoder)), Encoding::Gzip))
+        let (src, encoding): (Box<dyn Read + Send>, _) = if head.starts_with(&[0x1f, 0x8b]) {
+            (Box::new(MultiGzDecoder::new(buffered)), Encoding::Gzip)
         } else {
-            Ok((LogReader::new(Box::new(buffered)), Encoding::Plain))
-        }
+            (Box::new(buffered), Encoding::Plain)
+        };
+        Ok((LogReader::with_buffer(src, buf), encoding))
     }
 }
 
 impl<R: Read> LogReader<R> {
     /// Wraps an already decompressed JSON stream.
     pub fn new(src: R) -> Self {
+        LogReader::with_buffer(src, Vec::new())
+    }
+
+    /// [`new`](Self::new), reading into `buf` (see [`open_in`](LogReader::open_in)).
+    pub fn with_buffer(src: R, mut buf: Vec<u8>) -> Self {
+        if buf.len() < READ_CHUNK {
+            buf.resize(READ_CHUNK, 0);
+        }
         LogReader {
             src,
-            buf: vec![0; READ_CHUNK],
+            buf,
             pos: 0,
             len: 0,
             eof: false,
@@ -136,6 +157,19 @@ impl<R: Read> LogReader<R> {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             saw_records: false,
         }
+    }
+
+    /// The reader's buffer, for the next file's reader
+    /// ([`open_in`](LogReader::open_in)). A buffer that a large record grew past
+    /// 1 MiB comes back at the usual 256 KiB, so a caller keeping it keeps at most
+    /// 1 MiB.
+    pub fn into_buffer(self) -> Vec<u8> {
+        let mut buf = self.buf;
+        if buf.len() > RETAINED_BUFFER {
+            buf.truncate(READ_CHUNK);
+            buf.shrink_to_fit();
+        }
+        buf
     }
 
     /// Sets the largest record accepted (default [`DEFAULT_MAX_RECORD_BYTES`]).
@@ -638,6 +672,44 @@ mod tests {
         let out = records(doc.as_bytes()).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].len(), big.len() + 10);
+    }
+
+    #[test]
+    fn a_buffer_handed_on_reads_the_next_file_alone() {
+        // Records filling most of the buffer, so that a cut copy of the same file read
+        // next would find the rest of its last record in the buffer's stale bytes.
+        let recs: Vec<String> = (0..200)
+            .map(|i| format!(r#"{{"eventID":"{i}","pad":"{}"}}"#, "p".repeat(1000)))
+            .collect();
+        let doc = format!(r#"{{"Records":[{}]}}"#, recs.join(","));
+        let read_all = |input: Vec<u8>, buf: Vec<u8>| {
+            let (mut r, _) = LogReader::open_in(std::io::Cursor::new(input), buf).unwrap();
+            let mut out = Vec::new();
+            let end = loop {
+                match r.next_record() {
+                    Ok(Some(rec)) => out.push(String::from_utf8_lossy(rec).into_owned()),
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            (out, end, r.into_buffer())
+        };
+        let (first, end, buf) = read_all(gz(doc.as_bytes()), Vec::new());
+        assert_eq!((first, end.is_none()), (recs.clone(), true));
+        assert_eq!(buf.len(), READ_CHUNK);
+        let cut = doc.len() - 1000;
+        for input in [doc.as_bytes()[..cut].to_vec(), gz(&doc.as_bytes()[..cut])] {
+            let (out, end, _) = read_all(input, buf.clone());
+            let whole = recs
+                .iter()
+                .filter(|r| doc.find(*r).unwrap() + r.len() <= cut);
+            assert_eq!(out, whole.cloned().collect::<Vec<_>>());
+            assert!(matches!(end, Some(ReadError::Truncated { .. })), "{end:?}");
+        }
+        // A buffer grown by a large record is handed back at the usual size.
+        let big = format!(r#"{{"Records":[{{"big":"{}"}}]}}"#, "y".repeat(2 << 20));
+        let (out, _, buf) = read_all(big.into_bytes(), buf);
+        assert_eq!((out.len(), buf.len()), (1, READ_CHUNK));
     }
 
     #[test]

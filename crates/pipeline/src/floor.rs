@@ -75,8 +75,10 @@ pub fn floor(inputs: &[PathBuf], threads: usize) -> Result<FloorSummary, ReplayE
                 let objects = &objects;
                 s.spawn(move || {
                     let mut part = FloorSummary::default();
+                    // One read buffer per thread, as `replay`'s processors keep.
+                    let mut buf = Vec::new();
                     for obj in objects.iter().skip(w).step_by(threads) {
-                        read_one(&obj.path, &mut part);
+                        buf = read_one(&obj.path, &mut part, buf);
                     }
                     part
                 })
@@ -99,16 +101,17 @@ pub fn floor(inputs: &[PathBuf], threads: usize) -> Result<FloorSummary, ReplayE
     Ok(total)
 }
 
-fn read_one(path: &std::path::Path, out: &mut FloorSummary) {
+/// Reads one file into `out`; gives back the reader's buffer for the next.
+fn read_one(path: &std::path::Path, out: &mut FloorSummary, buf: Vec<u8>) -> Vec<u8> {
     out.objects_read += 1;
     let Ok(file) = File::open(path) else {
         out.objects_failed += 1;
-        return;
+        return buf;
     };
     out.bytes_in += file.metadata().map_or(0, |m| m.len());
-    let Ok((mut reader, _)) = LogReader::open(file) else {
+    let Ok((mut reader, _)) = LogReader::open_in(file, buf) else {
         out.objects_failed += 1;
-        return;
+        return Vec::new();
     };
     loop {
         match reader.next_record_with(|_, record| record.is_ok()) {
@@ -124,6 +127,7 @@ fn read_one(path: &std::path::Path, out: &mut FloorSummary) {
         }
     }
     out.bytes_uncompressed += reader.bytes_read();
+    reader.into_buffer()
 }
 
 #[cfg(test)]

@@ -155,6 +155,9 @@ pub struct ObjectProcessor {
     json: HashMap<PartitionKey, JsonPart>,
     /// Records in `json`.
     json_rows: usize,
+    /// The log reader's buffer, kept from one object to the next
+    /// ([`LogReader::open_in`]).
+    read_buf: Vec<u8>,
 }
 
 impl Default for ObjectProcessor {
@@ -173,6 +176,7 @@ impl Default for ObjectProcessor {
             sparse: false,
             json: HashMap::new(),
             json_rows: 0,
+            read_buf: Vec::new(),
         }
     }
 }
@@ -204,7 +208,7 @@ impl ObjectProcessor {
             },
             KeyKind::Other => ObjectContext::default(),
         };
-        let (reader, _) = match LogReader::open(reader) {
+        let (reader, _) = match LogReader::open_in(reader, std::mem::take(&mut self.read_buf)) {
             Ok(r) => r,
             Err(e) => {
                 return ObjectOutcome::Failed {
@@ -215,6 +219,18 @@ impl ObjectProcessor {
             }
         };
         let mut reader = reader.with_max_record_bytes(self.max_record_bytes);
+        let outcome = self.read_object(&mut reader, &ctx, sink);
+        self.read_buf = reader.into_buffer();
+        outcome
+    }
+
+    /// [`process`](Self::process) once the object is open.
+    fn read_object(
+        &mut self,
+        reader: &mut LogReader<Box<dyn Read + Send>>,
+        ctx: &ObjectContext,
+        sink: &mut dyn FnMut(ObjectEvent),
+    ) -> ObjectOutcome {
         // Rows carried from earlier objects stay in their lanes, with their keys.
         if self.builder.is_empty() && self.json_rows == 0 {
             self.keys.clear();
@@ -236,7 +252,7 @@ impl ObjectProcessor {
             // the rows of keys[i]; past the lanes (`sparse`), to `json`.
             let read = reader.next_record_with(|bytes, rec| {
                 let mut slot = Slot::Lane(0);
-                let routed = builder.append_parsed(rec, &ctx, |info| {
+                let routed = builder.append_parsed(rec, ctx, |info| {
                     slot = partition_slot(keys, info, sparse)?;
                     Ok(match slot {
                         Slot::Lane(lane) => Some(lane),
