@@ -2,7 +2,8 @@
 //! `metadata.uid` at the same `time`) removed, zstd, bounded pages and row groups,
 //! and named by their content so the same input always gives the same files.
 
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
@@ -14,8 +15,10 @@ use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::properties::{
+    DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT, EnabledStatistics, WriterProperties,
+};
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use trailhouse_ocsf::schema;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -136,13 +139,18 @@ pub fn file_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The columns written without a dictionary.
+fn no_dictionary() -> impl Iterator<Item = &'static str> {
+    UNIQUE_COLUMNS.into_iter().chain(DOCUMENT_COLUMNS)
+}
+
 /// Parquet writer settings of every lake file.
 pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ParquetError> {
     let mut b = WriterProperties::builder();
     let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_string).collect());
     // Columns unique per row gain nothing from a dictionary: the encoder would hash
     // every value into one, find it full, and fall back to plain encoding.
-    for p in UNIQUE_COLUMNS.iter().chain(&DOCUMENT_COLUMNS) {
+    for p in no_dictionary() {
         b = b.set_column_dictionary_enabled(path(p), false);
     }
     let unique = Compression::ZSTD(ZstdLevel::try_new(unique_zstd_level(opts.zstd_level))?);
@@ -186,43 +194,110 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, Parque
 ///   every leaf is such, the file has no page index at all. Partitions are small
 ///   (the benchmark's files average ~360 rows), and there the page index was 4.5 %
 ///   of the bytes. Larger files keep it for the columns that span pages.
+///
+/// Files differ only in which leaves these are, and a lake's files repeat a few such
+/// fits, so each fit's properties are built once ([`FITTED`]) and cloned: building
+/// them (two maps of ~60 column paths, hashed) was a tenth of encoding a file of a
+/// few rows.
 fn file_properties(
-    base: &WriterProperties,
     batches: &[RecordBatch],
     opts: &WriteOptions,
-) -> Result<WriterProperties, ArrowError> {
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    // A chunk is one data page if it stays under the page's row limit and byte limit;
-    // the writer checks the bytes only every few hundred values, hence the margin
-    // below. (A dictionary-encoded chunk's data page holds indices, smaller still.)
-    let few_rows = rows <= base.data_page_row_count_limit();
-    let mut b = base.clone().into_builder();
-    let mut one_page = Vec::new();
-    let leaves = leaf_contents(batches)?;
-    for (leaf, LeafColumn { path, .. }) in leaves.iter().zip(leaf_columns()) {
-        if leaf.encoded_estimate(base.dictionary_enabled(path)) <= TINY_CHUNK_BYTES {
-            b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
-        }
-        if few_rows && leaf.bytes <= opts.data_page_bytes / 2 {
-            one_page.push(path);
-        }
+) -> Result<WriterProperties, WriteError> {
+    let fit = Fit::of(batches, opts)?;
+    let mut cache = FITTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(props) = cache.get(&fit) {
+        return Ok(props.clone());
     }
-    if one_page.len() == leaves.len() {
-        // The offset index goes too; parquet-rs keeps it while the default (or any
-        // column) asks for page statistics. Columns set to no statistics keep
-        // their own setting.
-        b = b
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            .set_offset_index_disabled(true);
-    } else {
-        for path in one_page {
-            // Not for columns without statistics: this would turn them back on.
-            if base.statistics_enabled(path) != EnabledStatistics::None {
-                b = b.set_column_statistics_enabled(path.clone(), EnabledStatistics::Chunk);
+    let props = fit.properties(opts)?;
+    if cache.len() >= MAX_FITTED {
+        cache.clear();
+    }
+    cache.insert(fit, props.clone());
+    Ok(props)
+}
+
+/// Fitted properties built so far, by fit.
+static FITTED: LazyLock<Mutex<HashMap<Fit, WriterProperties>>> = LazyLock::new(Default::default);
+/// The most fits [`FITTED`] keeps (each a map of up to ~150 column paths, some
+/// 20 KB); it starts over when full. The benchmark corpus's 543 files have 141
+/// fits, a 10 GB replay's 3,363 files 245.
+const MAX_FITTED: usize = 128;
+
+/// What [`file_properties`] decides for a file: the options it starts from, and a
+/// bit per leaf column (in [`leaf_columns`] order) for each choice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Fit {
+    zstd_level: i32,
+    max_row_group_rows: usize,
+    max_row_group_bytes: usize,
+    data_page_bytes: usize,
+    /// Leaves stored uncompressed.
+    uncompressed: Vec<u64>,
+    /// Leaves that will be one data page.
+    one_page: Vec<u64>,
+}
+
+impl Fit {
+    fn of(batches: &[RecordBatch], opts: &WriteOptions) -> Result<Fit, ArrowError> {
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        // A chunk is one data page if it stays under the page's row limit and byte
+        // limit; the writer checks the bytes only every few hundred values, hence the
+        // margin below. (A dictionary-encoded chunk's data page holds indices, smaller
+        // still.) [`writer_properties`] keeps parquet-rs's row limit.
+        let few_rows = rows <= DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT;
+        let leaves = leaf_contents(batches)?;
+        let words = leaves.len().div_ceil(64);
+        let mut fit = Fit {
+            zstd_level: opts.zstd_level,
+            max_row_group_rows: opts.max_row_group_rows,
+            max_row_group_bytes: opts.max_row_group_bytes,
+            data_page_bytes: opts.data_page_bytes,
+            uncompressed: vec![0; words],
+            one_page: vec![0; words],
+        };
+        for (i, (leaf, column)) in leaves.iter().zip(leaf_columns()).enumerate() {
+            let bit = 1u64 << (i % 64);
+            if leaf.encoded_estimate(column.dictionary) <= TINY_CHUNK_BYTES {
+                fit.uncompressed[i / 64] |= bit;
+            }
+            if few_rows && leaf.bytes <= opts.data_page_bytes / 2 {
+                fit.one_page[i / 64] |= bit;
             }
         }
+        Ok(fit)
     }
-    Ok(b.build())
+
+    fn properties(&self, opts: &WriteOptions) -> Result<WriterProperties, ParquetError> {
+        let base = writer_properties(opts)?;
+        let mut b = base.clone().into_builder();
+        let has = |bits: &[u64], i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
+        let leaves = leaf_columns();
+        for (i, LeafColumn { path, .. }) in leaves.iter().enumerate() {
+            if has(&self.uncompressed, i) {
+                b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
+            }
+        }
+        if (0..leaves.len()).all(|i| has(&self.one_page, i)) {
+            // The offset index goes too; parquet-rs keeps it while the default (or any
+            // column) asks for page statistics. Columns set to no statistics keep
+            // their own setting.
+            b = b
+                .set_statistics_enabled(EnabledStatistics::Chunk)
+                .set_offset_index_disabled(true);
+        } else {
+            for (i, LeafColumn { path, .. }) in leaves.iter().enumerate() {
+                // Not for columns without statistics: this would turn them back on.
+                if has(&self.one_page, i)
+                    && base.statistics_enabled(path) != EnabledStatistics::None
+                {
+                    b = b.set_column_statistics_enabled(path.clone(), EnabledStatistics::Chunk);
+                }
+            }
+        }
+        Ok(b.build())
+    }
 }
 
 /// A Parquet leaf column of the file schema.
@@ -230,25 +305,36 @@ struct LeafColumn {
     path: ColumnPath,
     /// Inside a list or map: its values are elements, not one per row.
     repeated: bool,
+    /// Whether [`writer_properties`] gives it a dictionary.
+    dictionary: bool,
 }
 
 /// The Parquet leaf columns of the file schema, in Parquet's order (depth first,
 /// as the writer visits the Arrow arrays).
 fn leaf_columns() -> &'static [LeafColumn] {
     static LEAVES: LazyLock<Vec<LeafColumn>> = LazyLock::new(|| {
-        let descr = ArrowSchemaConverter::new()
-            .convert(&file_schema())
-            .expect("the OCSF schema converts to Parquet");
-        descr
+        parquet_schema()
             .columns()
             .iter()
             .map(|c| LeafColumn {
                 path: c.path().clone(),
                 repeated: c.max_rep_level() > 0,
+                dictionary: !no_dictionary().any(|p| p == c.path().string()),
             })
             .collect()
     });
     &LEAVES
+}
+
+/// [`file_schema`] in Parquet's terms, converted once (as `ArrowWriter` would for
+/// every file).
+fn parquet_schema() -> &'static SchemaDescriptor {
+    static DESCR: LazyLock<SchemaDescriptor> = LazyLock::new(|| {
+        ArrowSchemaConverter::new()
+            .convert(&file_schema())
+            .expect("the OCSF schema converts to Parquet")
+    });
+    &DESCR
 }
 
 /// What each Parquet leaf column holds over all of `batches` (in [`leaf_columns`]
@@ -489,7 +575,7 @@ pub fn encode_partition(
     order.dedup_by(|later, earlier| later.0 == earlier.0 && later.1 == earlier.1);
     let duplicates = (before - order.len()) as u64;
 
-    let props = file_properties(&writer_properties(opts)?, &projected, opts)?;
+    let props = file_properties(&projected, opts)?;
     let refs: Vec<&RecordBatch> = projected.iter().collect();
     let row_bytes: Vec<usize> = projected
         .iter()
@@ -500,7 +586,10 @@ pub fn encode_partition(
         files: Vec::new(),
         duplicates,
     };
-    for part in order.chunks(opts.max_file_rows.max(1)) {
+    // One set of properties per file, moved into the last.
+    let file_rows = opts.max_file_rows.max(1);
+    let props = std::iter::repeat_n(props, order.len().div_ceil(file_rows));
+    for (part, props) in order.chunks(file_rows).zip(props) {
         // Content-derived name: the partition and every (time, eventID) in order.
         let mut h = Xxh3::new();
         h.update(dir.as_bytes());
@@ -514,7 +603,8 @@ pub fn encode_partition(
             Vec::new(),
             file_schema.clone(),
             ArrowWriterOptions::new()
-                .with_properties(props.clone())
+                .with_properties(props)
+                .with_parquet_schema(parquet_schema().clone())
                 .with_skip_arrow_metadata(true),
         )?;
         let ends = slice_ends(
@@ -522,7 +612,7 @@ pub fn encode_partition(
             SLICE_ROWS,
             SLICE_BYTES,
         );
-        let mut idx: Vec<(usize, usize)> = Vec::with_capacity(SLICE_ROWS);
+        let mut idx: Vec<(usize, usize)> = Vec::with_capacity(part.len().min(SLICE_ROWS));
         let mut start = 0;
         for end in ends {
             idx.clear();
@@ -642,6 +732,16 @@ mod tests {
         // A row larger than the bound is a slice of its own.
         assert_eq!(slice_ends([5000, 1].into_iter(), 100, 800), vec![1, 2]);
         assert!(slice_ends(std::iter::empty(), 3, 800).is_empty());
+    }
+
+    #[test]
+    fn files_keep_parquets_page_row_limit() {
+        // The fit takes a file of at most this many rows for one page per column.
+        let props = writer_properties(&WriteOptions::default()).unwrap();
+        assert_eq!(
+            props.data_page_row_count_limit(),
+            parquet::file::properties::DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT
+        );
     }
 
     #[test]

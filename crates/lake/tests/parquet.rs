@@ -421,3 +421,39 @@ fn the_page_index_is_written_only_for_chunks_of_several_pages() {
         assert!(pages.page_locations().len() > 1, "{path}: {pages:?}");
     }
 }
+
+#[test]
+fn files_of_another_fit_get_their_own_properties() {
+    // Fitted properties are built once per fit and reused: a small file (no page
+    // index, constant columns uncompressed), a large one (page index, those columns
+    // compressed), then the small one again, in one process.
+    let small: Vec<String> = (0..50)
+        .map(|i| record(&format!("id{i:03}"), "2024-01-02T00:00:07Z"))
+        .collect();
+    let large: Vec<String> = (0..250).map(large_record).collect();
+    let first = encode(&[batch(&small)]);
+    let other = encode(&[batch(&large)]);
+    let again = encode(&[batch(&small)]);
+    assert_eq!(first.files[0].bytes, again.files[0].bytes);
+    let small_chunks = chunks(&first.files[0].bytes);
+    let large_chunks = chunks(&other.files[0].bytes);
+    assert!(
+        chunk(&small_chunks, "api.response.message")
+            .offset_index_offset()
+            .is_none()
+    );
+    assert!(
+        chunk(&large_chunks, "api.response.message")
+            .offset_index_offset()
+            .is_some()
+    );
+    let codec = |chunks: &[ColumnChunkMetaData], path: &str| chunk(chunks, path).compression();
+    assert_eq!(
+        codec(&small_chunks, "api.operation"),
+        Compression::UNCOMPRESSED
+    );
+    assert!(matches!(
+        codec(&large_chunks, "api.response.message"),
+        Compression::ZSTD(_)
+    ));
+}

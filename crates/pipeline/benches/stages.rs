@@ -1,7 +1,8 @@
 //! The pipeline's stages around the mapper (`crates/ocsf/benches/mapper.rs`), on
 //! realistic generated records: gunzip + the streaming record reader (the floor's
 //! first half), one whole object through `ObjectProcessor` (gunzip, read, map,
-//! split by partition), the same records as many small objects, and the Parquet encode of a partition (sort, dedup, zstd).
+//! split by partition), the same records as many small objects, and the Parquet
+//! encode of a partition (sort, dedup, zstd), large and of 8 rows.
 
 use std::io::Write;
 
@@ -156,6 +157,24 @@ fn bench(c: &mut Criterion) {
     g.bench_function("encode_partition", |b| {
         b.iter(|| {
             encode_partition(&key, Layout::Ext, &batches, &opts)
+                .expect("encodes")
+                .files
+                .len()
+        })
+    });
+
+    // A partition of 8 rows, one file: what a file costs beside its rows (a quiet
+    // account's region in a day, a streaming flush of a few events).
+    for r in &recs[..8] {
+        let _ = builder.append_bytes(r.as_bytes(), &ctx);
+    }
+    let few = [builder.finish().expect("batch")];
+    g.throughput(Throughput::Bytes(
+        recs[..8].iter().map(|r| r.len() as u64).sum(),
+    ));
+    g.bench_function("encode_partition_8_rows", |b| {
+        b.iter(|| {
+            encode_partition(&key, Layout::Ext, &few, &opts)
                 .expect("encodes")
                 .files
                 .len()
