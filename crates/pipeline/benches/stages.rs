@@ -154,32 +154,27 @@ fn bench(c: &mut Criterion) {
     )
     .expect("valid partition");
     let opts = WriteOptions::default();
-    g.bench_function("encode_partition", |b| {
-        b.iter(|| {
-            encode_partition(&key, Layout::Ext, &batches, &opts)
-                .expect("encodes")
-                .files
-                .len()
-        })
-    });
-
-    // A partition of 8 rows, one file: what a file costs beside its rows (a quiet
+    // And a partition of 8 rows, one file: what a file costs beside its rows (a quiet
     // account's region in a day, a streaming flush of a few events).
     for r in &recs[..8] {
         let _ = builder.append_bytes(r.as_bytes(), &ctx);
     }
-    let few = [builder.finish().expect("batch")];
-    g.throughput(Throughput::Bytes(
-        recs[..8].iter().map(|r| r.len() as u64).sum(),
-    ));
-    g.bench_function("encode_partition_8_rows", |b| {
-        b.iter(|| {
-            encode_partition(&key, Layout::Ext, &few, &opts)
-                .expect("encodes")
-                .files
-                .len()
-        })
-    });
+    let few = vec![builder.finish().expect("batch")];
+    let few_bytes = recs[..8].iter().map(|r| r.len()).sum::<usize>();
+    for (name, batches, bytes) in [
+        ("encode_partition", &batches, json_bytes),
+        ("encode_partition_8_rows", &few, few_bytes),
+    ] {
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                encode_partition(&key, Layout::Ext, batches, &opts)
+                    .expect("encodes")
+                    .files
+                    .len()
+            })
+        });
+    }
     g.finish();
 }
 
