@@ -220,9 +220,9 @@ fn file_properties(
 
 /// Fitted properties built so far, by fit.
 static FITTED: LazyLock<Mutex<HashMap<Fit, WriterProperties>>> = LazyLock::new(Default::default);
-/// The most fits [`FITTED`] keeps (each a map of up to ~150 column paths, some
-/// 20 KB); it starts over when full. The benchmark corpus's 543 files have 141
-/// fits, a 10 GB replay's 3,363 files 245.
+/// The most fits [`FITTED`] keeps (each a map of up to 67 column paths: about 30 KB,
+/// by the sizes of its parts, so at most ~4 MB in all); it starts over when full. The
+/// benchmark corpus's 543 files have 141 fits, a 10 GB replay's 3,363 files 245.
 const MAX_FITTED: usize = 128;
 
 /// What [`file_properties`] decides for a file: the options it starts from, and a
