@@ -79,7 +79,7 @@ pub enum WriteError {
 
 /// Parquet settings. The defaults follow Security Lake's custom-source guidance:
 /// zstd, data pages ≤ 1 MB, row groups well under 256 MB.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WriteOptions {
     /// zstd level (1 fastest … 22 smallest).
     pub zstd_level: i32,
@@ -210,7 +210,7 @@ fn file_properties(
     if let Some(props) = cache.get(&fit) {
         return Ok(props.clone());
     }
-    let props = fit.properties(opts)?;
+    let props = fit.properties()?;
     if cache.len() >= MAX_FITTED {
         cache.clear();
     }
@@ -229,10 +229,7 @@ const MAX_FITTED: usize = 128;
 /// bit per leaf column (in [`leaf_columns`] order) for each choice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Fit {
-    zstd_level: i32,
-    max_row_group_rows: usize,
-    max_row_group_bytes: usize,
-    data_page_bytes: usize,
+    opts: WriteOptions,
     /// Leaves stored uncompressed.
     uncompressed: Vec<u64>,
     /// Leaves that will be one data page.
@@ -250,10 +247,7 @@ impl Fit {
         let leaves = leaf_contents(batches)?;
         let words = leaves.len().div_ceil(64);
         let mut fit = Fit {
-            zstd_level: opts.zstd_level,
-            max_row_group_rows: opts.max_row_group_rows,
-            max_row_group_bytes: opts.max_row_group_bytes,
-            data_page_bytes: opts.data_page_bytes,
+            opts: opts.clone(),
             uncompressed: vec![0; words],
             one_page: vec![0; words],
         };
@@ -269,8 +263,8 @@ impl Fit {
         Ok(fit)
     }
 
-    fn properties(&self, opts: &WriteOptions) -> Result<WriterProperties, ParquetError> {
-        let base = writer_properties(opts)?;
+    fn properties(&self) -> Result<WriterProperties, ParquetError> {
+        let base = writer_properties(&self.opts)?;
         let mut b = base.clone().into_builder();
         let has = |bits: &[u64], i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
         let leaves = leaf_columns();
