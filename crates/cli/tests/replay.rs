@@ -417,6 +417,42 @@ fn job_failures_exit_non_zero_with_the_path() {
 }
 
 #[test]
+fn a_lake_file_that_cannot_be_written_fails_the_job_with_its_path() {
+    // The lake is writable, but one source's folder is taken by a file: writing a
+    // partition of API Activity fails (on a writer thread, after encoding), and the job
+    // fails naming the path rather than hang or go on without those rows, on one
+    // thread and on several; no temporary file is left behind.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("trail");
+    corpus(&input, &CorpusSpec::default());
+    for threads in ["1", "3"] {
+        let lake = tmp.path().join(format!("lake-{threads}"));
+        std::fs::create_dir_all(lake.join("ext")).unwrap();
+        let blocked = lake.join("ext/CLOUD_TRAIL_MGMT_API_ACTIVITY");
+        std::fs::write(&blocked, "not a folder").unwrap();
+        let out = trailhouse(&[
+            "replay",
+            input.to_str().unwrap(),
+            "--lake",
+            lake.to_str().unwrap(),
+            "--threads",
+            threads,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot write to the lake") && err.contains(blocked.to_str().unwrap()),
+            "{err}"
+        );
+        let left = files(&lake);
+        assert!(
+            left.iter().all(|f| !f.to_string_lossy().contains(".tmp-")),
+            "{left:?}"
+        );
+    }
+}
+
+#[test]
 fn one_large_object_streams_in_bounded_memory() {
     // 400 MB by default (the process alone is ~18 MiB resident at start since the
     // binary links DataFusion; the bound below must measure the streaming, not that);
