@@ -148,7 +148,9 @@ struct ReplayArgs {
     /// Bucket layout.
     #[arg(long, value_enum, default_value = "ext", env = "TRAILHOUSE_LAYOUT")]
     layout: LayoutArg,
-    /// Threads (default: all cores).
+    /// Threads that map the input, and as many that encode Parquet (default: all
+    /// cores); as many write the files, and at least four (they mostly wait for the
+    /// disk).
     #[arg(long, env = "TRAILHOUSE_THREADS")]
     threads: Option<usize>,
     /// Write a partition once this much Arrow data is buffered for it (e.g. 32MiB).
