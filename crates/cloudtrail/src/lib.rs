@@ -16,5 +16,5 @@ mod scan;
 pub mod time;
 
 pub use key::{KeyKind, KeyParts, classify_key, is_valid_account, is_valid_region};
-pub use reader::{Encoding, LogReader, ReadError};
+pub use reader::{Encoding, InflateAhead, LogReader, ReadError};
 pub use record::{Field, ParseError, PrefixError, RawJson, RawObject, Record};

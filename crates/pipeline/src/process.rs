@@ -158,6 +158,9 @@ pub struct ObjectProcessor {
     /// The log reader's buffer, kept from one object to the next
     /// ([`LogReader::open_in`]).
     read_buf: Vec<u8>,
+    /// Whether the next objects are inflated on a thread of their own
+    /// ([`LogReader::open_ahead`]); the same rows and outcomes either way.
+    pub inflate_ahead: bool,
 }
 
 impl Default for ObjectProcessor {
@@ -177,6 +180,7 @@ impl Default for ObjectProcessor {
             json: HashMap::new(),
             json_rows: 0,
             read_buf: Vec::new(),
+            inflate_ahead: false,
         }
     }
 }
@@ -208,7 +212,13 @@ impl ObjectProcessor {
             },
             KeyKind::Other => ObjectContext::default(),
         };
-        let (reader, _) = match LogReader::open_in(reader, std::mem::take(&mut self.read_buf)) {
+        let buf = std::mem::take(&mut self.read_buf);
+        let opened = if self.inflate_ahead {
+            LogReader::open_ahead(reader, buf)
+        } else {
+            LogReader::open_in(reader, buf)
+        };
+        let (reader, _) = match opened {
             Ok(r) => r,
             Err(e) => {
                 return ObjectOutcome::Failed {
@@ -910,6 +920,35 @@ mod tests {
             "every record read before the cut is delivered"
         );
         assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn inflating_ahead_maps_the_same_rows_and_failures() {
+        let mut doc = String::from(r#"{"Records":["#);
+        for i in 0..3000 {
+            if i > 0 {
+                doc.push(',');
+            }
+            doc.push_str(&rec(&format!("id{i}"), "us-east-1", 1 + (i % 3) as u32));
+        }
+        doc.push_str("]}");
+        let full = gz(&doc);
+        for bytes in [full.clone(), full[..full.len() / 2].to_vec()] {
+            let mut outs = Vec::new();
+            for ahead in [false, true] {
+                let mut p = ObjectProcessor::with_chunk_rows(100);
+                p.inflate_ahead = ahead;
+                let mut rows = Vec::new();
+                let outcome = p.process("f.json.gz", Cursor::new(bytes.clone()), &mut |ev| {
+                    if let ObjectEvent::Rows(parts) = ev {
+                        rows.extend(parts.into_iter().map(|p| (p.key.to_string(), p.rows.len())));
+                    }
+                });
+                outs.push((outcome, rows));
+            }
+            assert_eq!(outs[0], outs[1]);
+            assert!(!outs[0].1.is_empty());
+        }
     }
 
     #[test]

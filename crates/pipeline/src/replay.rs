@@ -349,6 +349,15 @@ impl Inbox {
     }
 }
 
+/// Objects of at least this many bytes (as listed) are inflated on a thread of their
+/// own, beside the one mapping them ([`LogReader::open_ahead`]): a large object is
+/// mapped by one thread, which would otherwise also inflate it while other cores may
+/// have nothing to do. A thread per object costs tens of microseconds, nothing
+/// against the seconds such an object takes; the rows are the same either way.
+///
+/// [`LogReader::open_ahead`]: trailhouse_cloudtrail::LogReader::open_ahead
+pub const INFLATE_AHEAD_BYTES: u64 = 8 << 20;
+
 /// Input bytes (as listed: compressed for `.gz`) per group of consecutive objects at
 /// least, unless the objects run out: about two chunks of record JSON at CloudTrail's
 /// gzip ratio, and small enough to spread a few MB of input over the threads.
@@ -506,6 +515,7 @@ fn map_group(processor: &mut ObjectProcessor, objects: &[LocalObject], tx: &Outb
         processor.tag = i as u64;
         let (outcome, bytes_in) = match File::open(&obj.path) {
             Ok(file) => {
+                processor.inflate_ahead = obj.bytes >= INFLATE_AHEAD_BYTES;
                 let outcome = processor.process(&obj.key, file, &mut |ev| {
                     if go {
                         go = pass(tx, ev);
