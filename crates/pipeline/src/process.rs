@@ -894,17 +894,17 @@ mod tests {
         );
     }
 
+    /// A log file of `n` records over three days of one region.
+    fn three_days_of(n: usize) -> String {
+        let records: Vec<String> = (0..n)
+            .map(|i| rec(&format!("id{i}"), "us-east-1", 1 + (i % 3) as u32))
+            .collect();
+        format!(r#"{{"Records":[{}]}}"#, records.join(","))
+    }
+
     #[test]
     fn a_truncated_object_fails_after_delivering_what_it_read() {
-        let mut doc = String::from(r#"{"Records":["#);
-        for i in 0..3000 {
-            if i > 0 {
-                doc.push(',');
-            }
-            doc.push_str(&rec(&format!("id{i}"), "us-east-1", 1 + (i % 3) as u32));
-        }
-        doc.push_str("]}");
-        let full = gz(&doc);
+        let full = gz(&three_days_of(3000));
         let (outcome, rows, bad) = run("f.json.gz", full[..full.len() / 2].to_vec(), 100);
         let ObjectOutcome::Failed {
             records, reason, ..
@@ -924,15 +924,7 @@ mod tests {
 
     #[test]
     fn inflating_ahead_maps_the_same_rows_and_failures() {
-        let mut doc = String::from(r#"{"Records":["#);
-        for i in 0..3000 {
-            if i > 0 {
-                doc.push(',');
-            }
-            doc.push_str(&rec(&format!("id{i}"), "us-east-1", 1 + (i % 3) as u32));
-        }
-        doc.push_str("]}");
-        let full = gz(&doc);
+        let full = gz(&three_days_of(3000));
         for bytes in [full.clone(), full[..full.len() / 2].to_vec()] {
             let mut outs = Vec::new();
             for ahead in [false, true] {
