@@ -148,11 +148,16 @@ impl LogReader<Box<dyn Read + Send>> {
         })?;
         let (src, encoding): (Box<dyn Read + Send>, _) = if head.starts_with(&[0x1f, 0x8b]) {
             let decoder = MultiGzDecoder::new(buffered);
-            if ahead {
-                (Box::new(InflateAhead::new(decoder)), Encoding::Gzip)
+            let src: Box<dyn Read + Send> = if ahead {
+                match InflateAhead::start(decoder) {
+                    Ok(ahead) => Box::new(ahead),
+                    // No thread could be started: inflated here, as without `ahead`.
+                    Err(decoder) => Box::new(decoder),
+                }
             } else {
-                (Box::new(decoder), Encoding::Gzip)
-            }
+                Box::new(decoder)
+            };
+            (src, Encoding::Gzip)
         } else {
             (Box::new(buffered), Encoding::Plain)
         };
@@ -169,9 +174,13 @@ const AHEAD_BUFFERS: usize = 2;
 /// A stream read on a thread of its own (one per stream; it ends with the stream,
 /// or as soon as this reader is dropped), [`AHEAD_BUFFERS`] buffers of
 /// [`AHEAD_CHUNK`] ahead. Its bytes, and then its error if it fails, come out as the
-/// stream gave them, so a reader sees the same bytes, offsets and errors.
+/// stream gave them, so a reader sees the same bytes, offsets and errors. Should the
+/// thread stop before the stream's end (a panic in the decoder), the reader gets an
+/// error saying so, not a shorter stream.
 pub struct InflateAhead {
+    /// Filled buffers, in order; an empty one marks the end of the stream.
     filled: Receiver<io::Result<Vec<u8>>>,
+    /// Buffers read, handed back to be filled again.
     spent: SyncSender<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
@@ -179,51 +188,74 @@ pub struct InflateAhead {
 }
 
 impl InflateAhead {
-    /// Starts reading `src` on a new thread.
-    pub fn new<R: Read + Send + 'static>(mut src: R) -> Self {
+    /// Starts reading `src` on a new thread; `src` back if no thread can be started.
+    pub fn start<R: Read + Send + 'static>(src: R) -> Result<Self, R> {
+        let (src_tx, src_rx) = sync_channel::<R>(1);
         let (fill_tx, filled) = sync_channel(AHEAD_BUFFERS);
         let (spent, spent_rx) = sync_channel::<Vec<u8>>(AHEAD_BUFFERS + 1);
-        std::thread::spawn(move || {
-            loop {
-                let mut buf = spent_rx.try_recv().unwrap_or_default();
-                buf.resize(AHEAD_CHUNK, 0);
-                let mut len = 0;
-                let mut end = Ok(false);
-                while len < buf.len() {
-                    match src.read(&mut buf[len..]) {
-                        Ok(0) => {
-                            end = Ok(true);
-                            break;
-                        }
-                        Ok(n) => len += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            end = Err(e);
-                            break;
-                        }
-                    }
+        let started = std::thread::Builder::new()
+            .name("trailhouse-inflate".into())
+            .spawn(move || {
+                if let Ok(src) = src_rx.recv() {
+                    inflate(src, &fill_tx, &spent_rx);
                 }
-                buf.truncate(len);
-                // A send fails once the reader is gone: then stop.
-                if len > 0 && fill_tx.send(Ok(buf)).is_err() {
-                    return;
-                }
-                match end {
-                    Ok(false) => {}
-                    Ok(true) => return,
-                    Err(e) => {
-                        let _ = fill_tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        InflateAhead {
+            });
+        if started.is_err() {
+            return Err(src);
+        }
+        // The thread waits for it: the send cannot fail.
+        let _ = src_tx.send(src);
+        Ok(InflateAhead {
             filled,
             spent,
             buf: Vec::new(),
             pos: 0,
             done: false,
+        })
+    }
+}
+
+/// [`InflateAhead`]'s thread: reads `src` into buffers until its end (then sends an
+/// empty buffer) or its error (then sends the error), or until the reader is gone.
+fn inflate(
+    mut src: impl Read,
+    filled: &SyncSender<io::Result<Vec<u8>>>,
+    spent: &Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = spent.try_recv().unwrap_or_default();
+        buf.resize(AHEAD_CHUNK, 0);
+        let mut len = 0;
+        let mut end = Ok(false);
+        while len < buf.len() {
+            match src.read(&mut buf[len..]) {
+                Ok(0) => {
+                    end = Ok(true);
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    end = Err(e);
+                    break;
+                }
+            }
+        }
+        buf.truncate(len);
+        // A send fails once the reader is gone: then stop.
+        if len > 0 && filled.send(Ok(buf)).is_err() {
+            return;
+        }
+        match end {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = filled.send(Ok(Vec::new()));
+                return;
+            }
+            Err(e) => {
+                let _ = filled.send(Err(e));
+                return;
+            }
         }
     }
 }
@@ -231,28 +263,29 @@ impl InflateAhead {
 impl Read for InflateAhead {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.pos < self.buf.len() || out.is_empty() {
+            if self.pos < self.buf.len() || out.is_empty() || self.done {
                 let n = out.len().min(self.buf.len() - self.pos);
                 out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
                 self.pos += n;
                 return Ok(n);
             }
-            if self.done {
-                return Ok(0);
-            }
-            match self.filled.recv() {
-                Ok(Ok(next)) => {
-                    let spent = std::mem::replace(&mut self.buf, next);
-                    self.pos = 0;
-                    let _ = self.spent.try_send(spent);
-                }
+            let next = match self.filled.recv() {
+                Ok(Ok(next)) => next,
                 Ok(Err(e)) => {
                     self.done = true;
                     return Err(e);
                 }
-                // The thread ended: the end of the stream.
-                Err(_) => self.done = true,
-            }
+                Err(_) => {
+                    self.done = true;
+                    return Err(io::Error::other(
+                        "the thread inflating the stream stopped before its end",
+                    ));
+                }
+            };
+            self.done = next.is_empty();
+            let spent = std::mem::replace(&mut self.buf, next);
+            self.pos = 0;
+            let _ = self.spent.try_send(spent);
         }
     }
 }
@@ -752,6 +785,27 @@ mod tests {
                 _ => assert!(plain.1.is_some() && plain.0.len() < 8000, "input {i}"),
             }
         }
+    }
+
+    #[test]
+    fn a_thread_stopping_before_the_end_is_an_error_not_a_shorter_stream() {
+        // A source that panics after its first bytes, on the inflating thread.
+        struct Panics(std::io::Cursor<Vec<u8>>);
+        impl Read for Panics {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.position() > 0 {
+                    panic!("a bug in the decoder");
+                }
+                let n = buf.len().min(100);
+                self.0.read(&mut buf[..n])
+            }
+        }
+        let data = gz(br#"{"Records":[{"a":1},{"a":2}]}"#);
+        let (r, _) = LogReader::open_ahead(Panics(std::io::Cursor::new(data)), Vec::new()).unwrap();
+        let (records, error) = read_all(r);
+        assert!(records.len() < 2);
+        let error = error.expect("an error");
+        assert!(error.contains("stopped before its end"), "{error}");
     }
 
     #[test]
