@@ -25,7 +25,9 @@ use trailhouse_lake::{
     encode_partition,
 };
 
-use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, Part, SkipReason};
+use crate::process::{
+    INFLATE_AHEAD_BYTES, ObjectEvent, ObjectOutcome, ObjectProcessor, Part, SkipReason,
+};
 use crate::quarantine::{QUARANTINE_DIR, Quarantine, write_atomic};
 use crate::spill::Spill;
 
@@ -348,15 +350,6 @@ impl Inbox {
         Some(msg)
     }
 }
-
-/// Objects of at least this many bytes (as listed) are inflated on a thread of their
-/// own, beside the one mapping them ([`LogReader::open_ahead`]): a large object is
-/// mapped by one thread, which would otherwise also inflate it while other cores may
-/// have nothing to do. A thread per object costs tens of microseconds, nothing
-/// against the seconds such an object takes; the rows are the same either way.
-///
-/// [`LogReader::open_ahead`]: trailhouse_cloudtrail::LogReader::open_ahead
-pub const INFLATE_AHEAD_BYTES: u64 = 8 << 20;
 
 /// Input bytes (as listed: compressed for `.gz`) per group of consecutive objects at
 /// least, unless the objects run out: about two chunks of record JSON at CloudTrail's

@@ -31,7 +31,7 @@ use trailhouse_lake::{
 use crate::ledger::{AckLedger, BufferId, MessageId, Settled};
 use crate::metrics::{Metrics, add};
 use crate::notification::{Notification, ObjectRef, parse};
-use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, Part};
+use crate::process::{INFLATE_AHEAD_BYTES, ObjectEvent, ObjectOutcome, ObjectProcessor, Part};
 use crate::quarantine::{QUARANTINE_DIR, record_line, safe_name};
 use crate::store::{Lake, sdk_error_message};
 
@@ -707,10 +707,8 @@ async fn process_object(
             return false;
         }
     };
-    add(
-        &metrics.bytes_in,
-        resp.content_length().unwrap_or(0).max(0) as u64,
-    );
+    let size = resp.content_length().unwrap_or(0).max(0) as u64;
+    add(&metrics.bytes_in, size);
     let transport = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = TransportWatch {
         inner: SyncIoBridge::new(resp.body.into_async_read()),
@@ -721,6 +719,7 @@ async fn process_object(
     let handle = tokio::task::spawn_blocking(move || {
         let mut processor = carry.take();
         processor.tag = id;
+        processor.inflate_ahead = size >= INFLATE_AHEAD_BYTES;
         let mut bad = Vec::new();
         let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             processor.process(&key, reader, &mut |ev| match ev {
@@ -1150,4 +1149,56 @@ async fn flush(
     metrics.add_rows(key.class().name(), rows);
     metrics.saw_event_time(newest);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::tests::{gz, three_days_of};
+    use std::io::{Cursor, Read};
+    use std::sync::atomic::AtomicBool;
+
+    /// Yields its bytes, then fails as a dropped connection does.
+    struct Dropped(Cursor<Vec<u8>>);
+
+    impl Read for Dropped {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::ErrorKind::ConnectionReset.into()),
+                n => Ok(n),
+            }
+        }
+    }
+
+    /// A large object is inflated on a thread of its own, which then also reads the
+    /// connection: its failure must still be told apart from a truncated object (one
+    /// is retried, the other quarantined).
+    #[test]
+    fn a_dropped_connection_is_told_from_a_truncated_object_inflating_ahead_or_not() {
+        let full = gz(&three_days_of(3000));
+        let half = full[..full.len() / 2].to_vec();
+        for ahead in [false, true] {
+            for dropped in [false, true] {
+                let inner: Box<dyn Read + Send> = if dropped {
+                    Box::new(Dropped(Cursor::new(half.clone())))
+                } else {
+                    Box::new(Cursor::new(half.clone()))
+                };
+                let failed = Arc::new(AtomicBool::new(false));
+                let reader = TransportWatch {
+                    inner,
+                    failed: failed.clone(),
+                };
+                let mut p = ObjectProcessor::with_chunk_rows(100);
+                p.inflate_ahead = ahead;
+                let outcome = p.process("f.json.gz", reader, &mut |_| {});
+                let case = format!("inflating ahead: {ahead}, connection dropped: {dropped}");
+                let ObjectOutcome::Failed { records, .. } = outcome else {
+                    panic!("{case}: {outcome:?}");
+                };
+                assert!(records > 0 && records < 3000, "{case}: {records}");
+                assert_eq!(failed.load(Ordering::Relaxed), dropped, "{case}");
+            }
+        }
+    }
 }
