@@ -256,7 +256,7 @@ impl Fit {
             if leaf.encoded_estimate(column.dictionary) <= TINY_CHUNK_BYTES {
                 fit.uncompressed[i / 64] |= bit;
             }
-            if few_rows && leaf.bytes <= opts.data_page_bytes / 2 {
+            if few_rows && leaf.bytes() <= opts.data_page_bytes / 2 {
                 fit.one_page[i / 64] |= bit;
             }
         }
@@ -359,15 +359,89 @@ fn leaf_contents(batches: &[RecordBatch]) -> Result<Vec<Leaf>, ArrowError> {
     Ok(merged)
 }
 
-/// What one leaf column holds, as far as its encoded size goes.
+/// What one leaf column holds, as far as its encoded size goes. Merging the leaves of
+/// several batches gives what the leaf of their concatenation would: a file's fit
+/// depends on its rows, not on how they were batched.
 #[derive(Debug)]
 struct Leaf {
-    /// Bytes of the values (non-null ones, for fixed-width types), plus a quarter
-    /// byte per slot for the levels unless they are all the same: about the chunk's
-    /// size without a dictionary.
-    bytes: usize,
+    /// Slots (rows, or list and map entries for a repeated leaf).
+    slots: usize,
+    /// Bytes of the values: of the non-null ones for fixed-width types; for
+    /// booleans the count of non-null ones, a bit each ([`Leaf::bytes`]).
+    values: usize,
+    /// Whether the values are booleans.
+    boolean: bool,
+    levels: Levels,
     /// Whether all slots hold the same thing.
     shape: Shape,
+}
+
+/// The definition levels of a leaf's slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Levels {
+    /// Not repeated: its runs of equal level. Parquet stores a run of levels in a
+    /// few bytes, so a leaf null in the first rows and valid in the rest, say, costs
+    /// about nothing for them. (Two enclosing structs, each null at some of the
+    /// slots, are not told apart: rare, and then the estimate is low by a few bits
+    /// per slot.)
+    Runs(Runs),
+    /// Inside a list or map: up to a few bits per slot.
+    Repeated,
+}
+
+/// Runs of equal definition level, and the level at either end (0: null in an
+/// enclosing struct, 1: null in the leaf, 2: a value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Runs {
+    count: usize,
+    first: u8,
+    last: u8,
+}
+
+impl Runs {
+    /// The runs of slots whose enclosing structs are valid where `parent` says, and
+    /// that hold a value where `valid` says (`None`: everywhere).
+    fn of(parent: Option<&NullBuffer>, valid: Option<&NullBuffer>, slots: usize) -> Runs {
+        if slots == 0 {
+            return Runs {
+                count: 0,
+                first: 0,
+                last: 0,
+            };
+        }
+        let level = |i: usize| {
+            u8::from(parent.is_none_or(|p| p.is_valid(i)))
+                + u8::from(valid.is_none_or(|v| v.is_valid(i)))
+        };
+        // Slots whose validity differs from the previous slot's.
+        let changes = |b: Option<&NullBuffer>| {
+            b.map(|b| &b.inner().slice(0, slots - 1) ^ &b.inner().slice(1, slots - 1))
+        };
+        let changed = match (changes(parent), changes(valid)) {
+            (Some(p), Some(v)) => (&p | &v).count_set_bits(),
+            (Some(c), None) | (None, Some(c)) => c.count_set_bits(),
+            (None, None) => 0,
+        };
+        Runs {
+            count: 1 + changed,
+            first: level(0),
+            last: level(slots - 1),
+        }
+    }
+
+    fn then(self, next: Runs) -> Runs {
+        if self.count == 0 {
+            return next;
+        }
+        if next.count == 0 {
+            return self;
+        }
+        Runs {
+            count: self.count + next.count - usize::from(self.last == next.first),
+            first: self.first,
+            last: next.last,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -382,18 +456,53 @@ enum Shape {
 }
 
 impl Leaf {
+    /// Bytes of the values plus the levels (none for one run, about two bytes a run,
+    /// at most a quarter byte per slot): about the chunk's size without a dictionary.
+    fn bytes(&self) -> usize {
+        let values = if self.boolean {
+            self.values.div_ceil(8)
+        } else {
+            self.values
+        };
+        let levels = match self.levels {
+            Levels::Runs(runs) if runs.count <= 1 => 0,
+            // A run takes a byte or two; slots in short runs a bit or two each.
+            Levels::Runs(runs) => (runs.count * 2).min(self.slots / 4),
+            Levels::Repeated => self.slots / 4,
+        };
+        values + levels
+    }
+
     fn merge(&mut self, other: Leaf) {
-        self.bytes += other.bytes;
+        if other.slots == 0 {
+            return;
+        }
+        if self.slots == 0 {
+            *self = other;
+            return;
+        }
+        self.slots += other.slots;
+        self.values += other.values;
+        self.levels = match (self.levels, other.levels) {
+            (Levels::Runs(a), Levels::Runs(b)) => Levels::Runs(a.then(b)),
+            _ => Levels::Repeated,
+        };
         self.shape = match (
             std::mem::replace(&mut self.shape, Shape::Varied),
             other.shape,
         ) {
-            (Shape::AllNull, Shape::AllNull) => Shape::AllNull,
+            // Null at the same level throughout.
+            (Shape::AllNull, Shape::AllNull) if self.one_level() => Shape::AllNull,
             (Shape::Same(a, n), Shape::Same(b, _)) if a.to_data() == b.to_data() => {
                 Shape::Same(a, n)
             }
             _ => Shape::Varied,
         };
+    }
+
+    /// Whether every slot is at the same level.
+    fn one_level(&self) -> bool {
+        matches!(self.levels, Levels::Runs(runs) if runs.count <= 1)
     }
 
     /// About how many bytes the chunk takes before compression. A repeated value
@@ -402,7 +511,7 @@ impl Leaf {
         match self.shape {
             Shape::AllNull => 0,
             Shape::Same(_, one) if dictionary => one,
-            _ => self.bytes,
+            _ => self.bytes(),
         }
     }
 }
@@ -440,34 +549,34 @@ fn leaf(array: &dyn Array, parent: Option<&NullBuffer>, nested: bool) -> Leaf {
     let nulls = NullBuffer::union(parent, array.nulls());
     let null_count = nulls.as_ref().map_or(0, |n| n.null_count());
     let valid = slots - null_count;
+    let boolean = array.data_type() == &DataType::Boolean;
     let values = match array.data_type() {
         DataType::Utf8 => {
             let offsets = array.as_string::<i32>().value_offsets();
             (offsets[slots] - offsets[0]) as usize
         }
-        DataType::Boolean => valid.div_ceil(8),
+        DataType::Boolean => valid,
         t => valid * t.primitive_width().unwrap_or(16),
     };
-    // All null at one level, so every definition level is the same: not so if the
-    // leaf is null at some slots and an enclosing struct at others. (Two enclosing
-    // structs, each null at some of the slots, are not told apart: rare, and then
-    // the chunk is at worst a few bits per slot left uncompressed.)
-    let parent_nulls = parent.map_or(0, |p| p.null_count());
-    let one_level = null_count == 0 || (valid == 0 && (parent_nulls == 0 || parent_nulls == slots));
+    let levels = if nested {
+        Levels::Repeated
+    } else {
+        Levels::Runs(Runs::of(parent, nulls.as_ref(), slots))
+    };
     let shape = if nested || slots == 0 {
         Shape::Varied
-    } else if valid == 0 && one_level {
+    } else if valid == 0 && matches!(levels, Levels::Runs(r) if r.count == 1) {
         Shape::AllNull
     } else if null_count == 0 && all_same(array) {
         Shape::Same(array.slice(0, 1), values / valid)
     } else {
         Shape::Varied
     };
-    // The levels are one run (a few bytes) where every slot has the same level, and
-    // up to a few bits per slot otherwise.
-    let levels = if !nested && one_level { 0 } else { slots / 4 };
     Leaf {
-        bytes: values + levels,
+        slots,
+        values,
+        boolean,
+        levels,
         shape,
     }
 }
@@ -671,7 +780,7 @@ mod tests {
         );
         assert!(matches!(leaves(&mixed)[0].shape, Shape::Varied));
         assert_eq!(
-            leaves(&mixed)[0].bytes,
+            leaves(&mixed)[0].bytes(),
             4 / 4,
             "no values, levels of two kinds"
         );
@@ -702,7 +811,7 @@ mod tests {
         a.merge(leaves(&ints(vec![7; n2])).remove(0));
         assert!(matches!(a.shape, Shape::Same(_, 4)));
         // Four bytes per value; no nulls, so the levels are one run in each batch.
-        assert_eq!(a.bytes, (n1 + n2) * 4);
+        assert_eq!(a.bytes(), (n1 + n2) * 4);
         a.merge(leaves(&ints(vec![8])).remove(0));
         assert!(matches!(a.shape, Shape::Varied));
         let nulls = |n: usize| -> ArrayRef { Arc::new(Int32Array::from(vec![None; n])) };
@@ -712,6 +821,72 @@ mod tests {
         assert_eq!(n.encoded_estimate(true), 0);
         n.merge(leaves(&ints(vec![7])).remove(0));
         assert!(matches!(n.shape, Shape::Varied));
+    }
+
+    /// The leaf of batches merged, and of the batches concatenated, in a comparable form.
+    fn merged_and_whole(parts: &[ArrayRef]) -> [(usize, usize, &'static str); 2] {
+        let view = |l: &Leaf| {
+            let shape = match l.shape {
+                Shape::AllNull => "all null",
+                Shape::Same(..) => "same",
+                Shape::Varied => "varied",
+            };
+            (l.encoded_estimate(true), l.encoded_estimate(false), shape)
+        };
+        let mut merged = leaves(&parts[0]).remove(0);
+        for part in &parts[1..] {
+            merged.merge(leaves(part).remove(0));
+        }
+        let refs: Vec<&dyn arrow_array::Array> = parts.iter().map(|p| p.as_ref()).collect();
+        let whole = leaves(&arrow_select::concat::concat(&refs).unwrap()).remove(0);
+        [view(&merged), view(&whole)]
+    }
+
+    #[test]
+    fn leaves_merged_over_batches_are_the_leaf_of_their_rows() {
+        let issuers = |v: Vec<Option<&str>>| StringArray::from(v);
+        let null_leaf = session(None, issuers(vec![None; 40]));
+        let null_struct = session(Some(NullBuffer::new_null(40)), issuers(vec![None; 40]));
+        let constant = session(None, issuers(vec![Some("issuer"); 40]));
+        let other = session(None, issuers(vec![Some("other"); 40]));
+        let empty = session(None, issuers(vec![]));
+        let alternating = session(
+            Some(NullBuffer::from_iter((0..40).map(|i| i % 3 != 0))),
+            issuers((0..40).map(|i| (i % 2 == 0).then_some("x")).collect()),
+        );
+        let flags = |n: usize| -> ArrayRef { Arc::new(BooleanArray::from(vec![true; n])) };
+        let cases: Vec<Vec<ArrayRef>> = vec![
+            // Each batch one run of levels, but of different levels: not one run
+            // over the file (its run count, where it used to count none).
+            vec![null_leaf.clone(), null_struct.clone()],
+            vec![constant.clone(), null_leaf.clone()],
+            vec![null_struct.clone(), constant.clone(), null_struct.clone()],
+            // The same level throughout.
+            vec![null_leaf.clone(), null_leaf.clone()],
+            vec![constant.clone(), constant.clone()],
+            vec![constant.clone(), other.clone()],
+            // An empty batch changes nothing.
+            vec![empty.clone(), null_leaf.clone()],
+            vec![constant.clone(), empty.clone(), constant.clone()],
+            // Booleans take a bit per value over the file, not rounded up per batch.
+            vec![flags(3), flags(3), flags(3)],
+            // Runs that go on from one batch into the next, and short ones.
+            vec![alternating.clone(), null_leaf.clone(), alternating.clone()],
+            vec![alternating.clone(), alternating.clone()],
+        ];
+        for parts in cases {
+            let [merged, whole] = merged_and_whole(&parts);
+            assert_eq!(merged, whole, "{parts:?}");
+        }
+        // Null in the leaf, then in the struct: two runs of levels, two bytes each,
+        // and no longer a column null at one level throughout.
+        let [(_, bytes, shape), _] = merged_and_whole(&[null_leaf, null_struct]);
+        assert_eq!((bytes, shape), (2 * 2, "varied"));
+        // Runs of one or two slots: a quarter byte per slot at most.
+        let [(_, bytes, _), _] = merged_and_whole(&[alternating]);
+        // (Its strings count whole, the one-byte "x" at every other slot, though
+        // the struct hides some: the estimate reads the string bytes off the offsets.)
+        assert_eq!(bytes, 20 + 40 / 4);
     }
 
     #[test]
