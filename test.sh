@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every check and test of trailhouse on a fresh machine:
-# formatting, clippy, the Rust test suite, and the Python-side tests (official
+# formatting, clippy, the API docs, the Rust test suite, and the Python-side tests (official
 # OCSF 1.1.0 schema validation of the lake, S3/SQS emulator tests, the dashboard page in
 # headless Chromium). It installs what it needs itself (a Python venv with pinned packages,
 # Debian's chromium and chromium-driver).
@@ -16,6 +16,9 @@ cargo fmt --all --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo doc (no broken or private links in the API docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 echo "== python venv"
 VENV="$(.ci/python-env.sh | tail -1)"

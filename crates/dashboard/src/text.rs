@@ -7,10 +7,11 @@
 //!    (so also CR and NUL), DEL, C1 controls, and the bidirectional overrides and isolates
 //!    (U+202A–U+202E, U+2066–U+2069, which could make text read differently than it is).
 //!    This clipped text is what `data-*` attributes and tooltips carry.
-//! 2. [`short`]: for display, a clipped string longer than a chart's room keeps its start and
-//!    its end with `…` in the middle (ARNs differ at the end).
-//! 3. [`esc`]: HTML escaping of `& < > " '`, valid in text, in double-quoted attributes and in
-//!    inline SVG alike. No data is ever written into a script, style or URL context.
+//! 2. `short` (crate-private): for display, a clipped string longer than a chart's room keeps
+//!    its start and its end with `…` in the middle (ARNs differ at the end).
+//! 3. `esc` (crate-private): HTML escaping of `& < > " '`, valid in text, in double-quoted
+//!    attributes and in inline SVG alike. No data is ever written into a script, style or URL
+//!    context.
 
 /// Longest text (in characters) that the page carries for one datum.
 pub const MAX_TEXT_CHARS: usize = 1024;
