@@ -172,8 +172,9 @@ const AHEAD_CHUNK: usize = 256 << 10;
 const AHEAD_BUFFERS: usize = 2;
 
 /// A stream read on a thread of its own (one per stream; it ends with the stream,
-/// or as soon as this reader is dropped), two buffers of 256 KiB ahead. Its bytes, and then its error if it fails, come out as the
-/// stream gave them, so a reader sees the same bytes, offsets and errors. Should the
+/// or as soon as this reader is dropped), two buffers of 256 KiB ahead. Its bytes,
+/// and then its error if it fails, come out as the stream gave them, so a reader
+/// sees the same bytes, offsets and errors. Should the
 /// thread stop before the stream's end (a panic in the decoder), the reader gets an
 /// error saying so, not a shorter stream.
 pub struct InflateAhead {

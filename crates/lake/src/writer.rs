@@ -389,6 +389,13 @@ enum Levels {
     Repeated,
 }
 
+impl Levels {
+    /// Whether every slot is at the same level (no slot counts as one run).
+    fn one_run(self) -> bool {
+        matches!(self, Levels::Runs(runs) if runs.count <= 1)
+    }
+}
+
 /// Runs of equal definition level, and the level at either end (0: null in an
 /// enclosing struct, 1: null in the leaf, 2: a value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +472,7 @@ impl Leaf {
             self.values
         };
         let levels = match self.levels {
-            Levels::Runs(runs) if runs.count <= 1 => 0,
+            levels if levels.one_run() => 0,
             // A run takes a byte or two; slots in short runs a bit or two each.
             Levels::Runs(runs) => (runs.count * 2).min(self.slots / 4),
             Levels::Repeated => self.slots / 4,
@@ -492,17 +499,12 @@ impl Leaf {
             other.shape,
         ) {
             // Null at the same level throughout.
-            (Shape::AllNull, Shape::AllNull) if self.one_level() => Shape::AllNull,
+            (Shape::AllNull, Shape::AllNull) if self.levels.one_run() => Shape::AllNull,
             (Shape::Same(a, n), Shape::Same(b, _)) if a.to_data() == b.to_data() => {
                 Shape::Same(a, n)
             }
             _ => Shape::Varied,
         };
-    }
-
-    /// Whether every slot is at the same level.
-    fn one_level(&self) -> bool {
-        matches!(self.levels, Levels::Runs(runs) if runs.count <= 1)
     }
 
     /// About how many bytes the chunk takes before compression. A repeated value
@@ -565,7 +567,7 @@ fn leaf(array: &dyn Array, parent: Option<&NullBuffer>, nested: bool) -> Leaf {
     };
     let shape = if nested || slots == 0 {
         Shape::Varied
-    } else if valid == 0 && matches!(levels, Levels::Runs(r) if r.count == 1) {
+    } else if valid == 0 && levels.one_run() {
         Shape::AllNull
     } else if null_count == 0 && all_same(array) {
         Shape::Same(array.slice(0, 1), values / valid)

@@ -159,13 +159,14 @@ pub struct ObjectProcessor {
     /// ([`LogReader::open_in`]).
     read_buf: Vec<u8>,
     /// Whether the next objects are inflated on a thread of their own
-    /// ([`LogReader::open_ahead`]); the same rows and outcomes either way.
-    pub inflate_ahead: bool,
+    /// ([`LogReader::open_ahead`]; set by [`ObjectProcessor::expect_bytes`]); the
+    /// same rows and outcomes either way.
+    pub(crate) inflate_ahead: bool,
 }
 
 /// Objects of at least this many bytes (compressed, as listed or fetched) are inflated
 /// on a thread of their own, beside the one mapping them
-/// ([`ObjectProcessor::inflate_ahead`]): a large object is mapped by one thread, which
+/// ([`ObjectProcessor::expect_bytes`]): a large object is mapped by one thread, which
 /// would otherwise also inflate it (and, from S3, wait for its bytes) while other
 /// cores may have nothing to do. A thread per object costs tens of microseconds,
 /// nothing against the seconds such an object takes; the rows are the same either
@@ -202,6 +203,12 @@ impl ObjectProcessor {
             chunk_rows: chunk_rows.max(1),
             ..ObjectProcessor::default()
         }
+    }
+
+    /// Tells the size of the next objects (compressed, as listed or fetched): those
+    /// of at least [`INFLATE_AHEAD_BYTES`] are inflated on a thread of their own.
+    pub fn expect_bytes(&mut self, bytes: u64) {
+        self.inflate_ahead = bytes >= INFLATE_AHEAD_BYTES;
     }
 
     /// Processes the object named `key` whose bytes `reader` yields, reporting rows

@@ -25,9 +25,7 @@ use trailhouse_lake::{
     encode_partition,
 };
 
-use crate::process::{
-    INFLATE_AHEAD_BYTES, ObjectEvent, ObjectOutcome, ObjectProcessor, Part, SkipReason,
-};
+use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, Part, SkipReason};
 use crate::quarantine::{QUARANTINE_DIR, Quarantine, write_atomic};
 use crate::spill::Spill;
 
@@ -508,7 +506,7 @@ fn map_group(processor: &mut ObjectProcessor, objects: &[LocalObject], tx: &Outb
         processor.tag = i as u64;
         let (outcome, bytes_in) = match File::open(&obj.path) {
             Ok(file) => {
-                processor.inflate_ahead = obj.bytes >= INFLATE_AHEAD_BYTES;
+                processor.expect_bytes(obj.bytes);
                 let outcome = processor.process(&obj.key, file, &mut |ev| {
                     if go {
                         go = pass(tx, ev);

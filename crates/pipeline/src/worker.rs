@@ -31,7 +31,7 @@ use trailhouse_lake::{
 use crate::ledger::{AckLedger, BufferId, MessageId, Settled};
 use crate::metrics::{Metrics, add};
 use crate::notification::{Notification, ObjectRef, parse};
-use crate::process::{INFLATE_AHEAD_BYTES, ObjectEvent, ObjectOutcome, ObjectProcessor, Part};
+use crate::process::{ObjectEvent, ObjectOutcome, ObjectProcessor, Part};
 use crate::quarantine::{QUARANTINE_DIR, record_line, safe_name};
 use crate::store::{Lake, sdk_error_message};
 
@@ -719,7 +719,7 @@ async fn process_object(
     let handle = tokio::task::spawn_blocking(move || {
         let mut processor = carry.take();
         processor.tag = id;
-        processor.inflate_ahead = size >= INFLATE_AHEAD_BYTES;
+        processor.expect_bytes(size);
         let mut bad = Vec::new();
         let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             processor.process(&key, reader, &mut |ev| match ev {
