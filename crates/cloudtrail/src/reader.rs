@@ -172,11 +172,11 @@ const AHEAD_CHUNK: usize = 256 << 10;
 const AHEAD_BUFFERS: usize = 2;
 
 /// A stream read on a thread of its own (one per stream; it ends with the stream,
-/// or as soon as this reader is dropped), two buffers of 256 KiB ahead. Its bytes,
-/// and then its error if it fails, come out as the stream gave them, so a reader
-/// sees the same bytes, offsets and errors. Should the
-/// thread stop before the stream's end (a panic in the decoder), the reader gets an
-/// error saying so, not a shorter stream.
+/// or as soon as this reader is dropped), a few buffers ahead (`AHEAD_BUFFERS` of
+/// `AHEAD_CHUNK` bytes, private constants of this module). Its bytes, and then its
+/// error if it fails, come out as the stream gave them, so a reader sees the same
+/// bytes, offsets and errors. Should the thread stop before the stream's end (a
+/// panic in the decoder), the reader gets an error saying so, not a shorter stream.
 pub struct InflateAhead {
     /// Filled buffers, in order; an empty one marks the end of the stream.
     filled: Receiver<io::Result<Vec<u8>>>,
