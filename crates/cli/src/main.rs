@@ -1133,6 +1133,11 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// jemalloc (README, Memory): faster than glibc's malloc here, with lower peaks.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: trailhouse_pipeline::malloc::Allocator = trailhouse_pipeline::malloc::Allocator;
+
 fn main() -> ExitCode {
     // Before any thread starts: large buffers get mappings of their own (README, Memory).
     trailhouse_pipeline::malloc::pin_mmap_threshold();

@@ -3,6 +3,12 @@
 //! and the batch build. The pipeline's stages around it (gunzip + record reader,
 //! Parquet encode) are in `crates/pipeline/benches/stages.rs`.
 
+// The CLI's allocator (`trailhouse_pipeline::malloc::Allocator`), which the mapper's
+// many small allocations meet first.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use trailhouse_cloudtrail::{Field, Record};
 use trailhouse_corpus::{CorpusSpec, records};

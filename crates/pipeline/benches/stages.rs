@@ -4,6 +4,11 @@
 //! split by partition), the same records as many small objects, and the Parquet
 //! encode of a partition (sort, dedup, zstd), large and of 8 rows.
 
+// The CLI's allocator, so that speed and peak RSS here are the CLI's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: trailhouse_pipeline::malloc::Allocator = trailhouse_pipeline::malloc::Allocator;
+
 use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

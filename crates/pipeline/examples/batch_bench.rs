@@ -17,6 +17,12 @@
 //! Prints, for the mapping only, the wall time and this process's CPU time: the
 //! emulator runs in its own process, so the CPU time is trailhouse's alone and the
 //! figure to compare (the streaming worker's includes its SQS calls).
+
+// The CLI's allocator, so that speed and peak RSS here are the CLI's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: trailhouse_pipeline::malloc::Allocator = trailhouse_pipeline::malloc::Allocator;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

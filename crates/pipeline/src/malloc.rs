@@ -1,26 +1,38 @@
-//! The C allocator's setting that keeps the memory bound (README, Memory).
+//! The allocators, and the settings that keep the memory bound (README, Memory).
 //!
-//! glibc's malloc serves a request of at least its *mmap threshold* with a mapping of
-//! its own, returned to the system on `free`; smaller ones come from its arenas (up
-//! to 8 per core, shared out among the threads), which keep what is freed for reuse.
-//! The threshold starts at 128 KiB, and by default glibc raises it to the size of
-//! every mapped block freed, up to 32 MiB. A replay frees multi-MiB buffers all the
-//! time (Arrow builders and batches, Parquet files being written, spill frames), so
-//! the threshold soon sits at several MiB, and from then on such buffers come from
-//! the arenas of five threads, where freed ones stay resident and fragment. Fixed at
-//! [`MMAP_THRESHOLD`], the 10 GB replay of the Memory section peaked at 241 and 243
-//! MiB instead of 260–267 MiB (release build, two threads), at the cost of some page
-//! faults (system time 9–10 s against 3.9 s, in 115–140 s of CPU time); the one-core
-//! replay of the benchmark corpus ran as fast (three alternating pairs, the wall
-//! times overlapping) and peaked 7–12 MiB lower.
+//! Rust's allocations go to jemalloc: [`Allocator`] is the global allocator of the
+//! CLI (and of `replay_bench`, so that it measures the same). glibc's malloc serves
+//! only what C libraries allocate for themselves (zstd's contexts).
+//!
+//! Against glibc's malloc (profiling builds of `replay_bench`, alternating, the same
+//! hour; README, Memory): the benchmark corpus on one core 0.94–0.97 of the time,
+//! peak RSS +8 MiB (~120 MiB); on two threads 0.95, +35–40 MiB (~180 MiB); the 2 GiB
+//! file 0.88 and 0.92, peak 157–171 MiB against 198–200; the 10 GB corpus 0.89, peak
+//! 209 against 210 MiB with 139 trims instead of 233. Same files, byte for byte.
+//! glibc's allocator (13–15 % of a one-core replay's samples, a third of it growing
+//! builders by `realloc`, which copies between arena chunks) keeps freed memory in
+//! per-thread arenas, where a replay's mix of multi-MiB buffers (Arrow builders and
+//! batches, Parquet files being written, spill frames) and small ones fragments it.
+//!
+//! glibc still gets the threshold: requests of at least its *mmap threshold* get a
+//! mapping of their own, returned to the system on `free`. It starts at 128 KiB, and
+//! by default glibc raises it to the size of every mapped block freed, up to 32 MiB,
+//! so that large blocks freed later stay resident in its arenas. When glibc served
+//! every allocation, fixing it at [`MMAP_THRESHOLD`] lowered the 10 GB replay's peak
+//! from 260–267 to 241–243 MiB.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Requests of at least this many bytes get a mapping of their own. At 512 KiB the
-/// 10 GB replay peaked at 231 MiB with more system time (12.7 s), at 2 MiB at 248
-/// MiB, at 4 MiB at 257 MiB.
+/// Requests to glibc of at least this many bytes get a mapping of their own. (With
+/// glibc serving every allocation, at 512 KiB the 10 GB replay peaked at 231 MiB with
+/// more system time, at 2 MiB at 248 MiB, at 4 MiB at 257 MiB.)
 pub const MMAP_THRESHOLD: usize = 1 << 20;
+
+/// The global allocator of trailhouse's binaries: jemalloc (see the module's doc).
+/// A binary sets it with `#[global_allocator] static ALLOC: Allocator = Allocator;`.
+#[cfg(not(target_env = "msvc"))]
+pub use tikv_jemallocator::Jemalloc as Allocator;
 
 /// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`], which also stops glibc from
 /// raising it, and notes the resident size before any work as the base of
@@ -71,27 +83,51 @@ pub fn trims() -> u64 {
     TRIMS.load(Ordering::Relaxed)
 }
 
-/// Gives the memory freed into glibc's arenas back to the system (`malloc_trim`) when
-/// the process is resident for more than `budget` bytes above its base. Call it right
+/// Gives the memory freed into the allocators back to the system when the process
+/// is resident for more than `budget` bytes above its base: jemalloc's unused dirty
+/// pages ([`purge_jemalloc`]) and glibc's free pages (`malloc_trim`). Call it right
 /// after freeing a large amount (a partition written). Returns whether it trimmed.
 ///
-/// Freed memory stays in the arenas for reuse, but reuse is imperfect: a long replay's
-/// peak grows with its length while its live heap does not (README, Memory). Trimming
-/// after every partition lowered the peaks most but cost 20–25 % more CPU time in page
-/// faults; above a budget, it is paid only by the inputs that need it.
+/// Freed memory stays in the allocators for reuse (jemalloc returns it by itself
+/// after about ten seconds unused), but reuse is imperfect: a long replay's peak
+/// grows with its length while its live heap does not (README, Memory). Trimming
+/// after every partition lowers the peaks most but costs CPU time in page faults;
+/// above a budget, it is paid only by the inputs that need it.
 pub fn trim_above(budget: u64) -> bool {
     let limit = base_resident_bytes().saturating_add(budget);
     if resident_bytes().is_none_or(|r| r <= limit) {
         return false;
     }
+    let purged = purge_jemalloc();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
+    let trimmed = {
         // SAFETY: malloc_trim takes the allocator's locks and only returns free pages.
         unsafe { libc::malloc_trim(0) };
-        TRIMS.fetch_add(1, Ordering::Relaxed);
         true
-    }
+    };
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let trimmed = false;
+    if purged || trimmed {
+        TRIMS.fetch_add(1, Ordering::Relaxed);
+    }
+    purged || trimmed
+}
+
+/// Returns the unused dirty pages of all of jemalloc's arenas to the system
+/// (`arena.<MALLCTL_ARENAS_ALL>.purge`). Returns whether jemalloc accepted the call.
+pub fn purge_jemalloc() -> bool {
+    #[cfg(not(target_env = "msvc"))]
+    {
+        /// jemalloc's `MALLCTL_ARENAS_ALL`: the arena index that means every arena.
+        const NAME: &std::ffi::CStr = c"arena.4096.purge";
+        use std::ptr::null_mut;
+        // SAFETY: the name is NUL-terminated, and this control reads and writes
+        // nothing (all four pointers null, length 0).
+        unsafe {
+            tikv_jemalloc_sys::mallctl(NAME.as_ptr(), null_mut(), null_mut(), null_mut(), 0) == 0
+        }
+    }
+    #[cfg(target_env = "msvc")]
     {
         false
     }
@@ -107,9 +143,9 @@ pub const TRIM_HEADROOM: u64 = 48 << 20;
 /// whatever the buffer (the worker's 256 MiB: at 816 MiB above the base, under its
 /// bound of 878 MiB). At the default 48 MiB, with the CLI's base of ~31 MiB, trimming
 /// starts at ~223 MiB. On the 10 GB replay of the README (profiling build, two
-/// threads, one run each): a budget of 192 MiB (the default's) made 241 trims, peak
-/// 208 MiB, system time 18.8 s; none: 224 MiB, 13.9 s; 168 MiB: 894 trims, 199 MiB,
-/// 32.1 s and a sixth more wall time.
+/// threads, one run each, with glibc's malloc): a budget of 192 MiB (the default's)
+/// made 241 trims, peak 208 MiB, system time 18.8 s; none: 224 MiB, 13.9 s; 168 MiB:
+/// 894 trims, 199 MiB, 32.1 s and a sixth more wall time.
 pub fn trim_budget(max_buffer_bytes: usize) -> u64 {
     let buffer = max_buffer_bytes as u64;
     buffer
@@ -123,6 +159,39 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn glibc_takes_the_threshold() {
         assert!(super::pin_mmap_threshold());
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+    fn purging_gives_jemallocs_freed_pages_back() {
+        use std::alloc::{GlobalAlloc, Layout};
+        // 64 MiB in blocks of 64 KiB, written, then freed: jemalloc keeps them as
+        // dirty pages (for ~10 s) until purged. Other tests of this binary run
+        // beside this one: hence the margin.
+        let layout = Layout::from_size_align(64 << 10, 64).unwrap();
+        let blocks: Vec<*mut u8> = (0..1024)
+            .map(|_| {
+                // SAFETY: a valid non-zero layout; the block is written within it and
+                // freed below with the same layout.
+                unsafe {
+                    let p = super::Allocator.alloc(layout);
+                    assert!(!p.is_null());
+                    p.write_bytes(1, layout.size());
+                    p
+                }
+            })
+            .collect();
+        for p in blocks {
+            // SAFETY: allocated above with this allocator and layout, freed once.
+            unsafe { super::Allocator.dealloc(p, layout) };
+        }
+        let before = super::resident_bytes().unwrap();
+        assert!(super::purge_jemalloc());
+        let after = super::resident_bytes().unwrap();
+        assert!(
+            after + (32 << 20) < before,
+            "resident {before} bytes before the purge, {after} after"
+        );
     }
 
     #[test]
