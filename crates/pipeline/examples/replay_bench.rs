@@ -11,6 +11,7 @@
 //! skips the floor; REPLAY_BENCH_KEEP keeps the lake; REPLAY_BENCH_THREADS sets the
 //! replay's threads (1 by default); REPLAY_BENCH_CORPUS="SEED ACCOUNTS DAYS FILES
 //! RECORDS_PER_FILE" generates another corpus (with large payloads) when CORPUS is missing.
+
 // The CLI's allocator, so that speed and peak RSS here are the CLI's.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]

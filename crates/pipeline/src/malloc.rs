@@ -155,6 +155,10 @@ pub fn trim_budget(max_buffer_bytes: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// Held by the tests that read the resident size around a change they make, so
+    /// that one's allocating or purging does not land between another's readings.
+    static RESIDENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn glibc_takes_the_threshold() {
@@ -165,6 +169,7 @@ mod tests {
     #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
     fn purging_gives_jemallocs_freed_pages_back() {
         use std::alloc::{GlobalAlloc, Layout};
+        let _one = RESIDENT.lock().unwrap_or_else(|e| e.into_inner());
         // 64 MiB in blocks of 64 KiB, written, then freed: jemalloc keeps them as
         // dirty pages (for ~10 s) until purged. Other tests of this binary run
         // beside this one: hence the margin.
@@ -218,6 +223,7 @@ mod tests {
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn trims_only_above_the_budget() {
+        let _one = RESIDENT.lock().unwrap_or_else(|e| e.into_inner());
         let base = super::base_resident_bytes();
         assert!(!super::trim_above(u64::MAX));
         // Resident for 32 MiB more, then a budget that leaves the process 16 MiB over
