@@ -4,10 +4,8 @@
 //! split by partition), the same records as many small objects, and the Parquet
 //! encode of a partition (sort, dedup, zstd), large and of 8 rows.
 
-// The CLI's allocator, so that speed and peak RSS here are the CLI's.
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOC: trailhouse_pipeline::malloc::Allocator = trailhouse_pipeline::malloc::Allocator;
+// The CLI's allocator and its settings, so that speed and peak RSS here are the CLI's.
+trailhouse_pipeline::use_jemalloc!();
 
 use std::io::Write;
 

@@ -18,10 +18,8 @@
 //! emulator runs in its own process, so the CPU time is trailhouse's alone and the
 //! figure to compare (the streaming worker's includes its SQS calls).
 
-// The CLI's allocator, so that speed and peak RSS here are the CLI's.
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOC: trailhouse_pipeline::malloc::Allocator = trailhouse_pipeline::malloc::Allocator;
+// The CLI's allocator and its settings, so that speed and peak RSS here are the CLI's.
+trailhouse_pipeline::use_jemalloc!();
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,10 +12,8 @@
 //! replay's threads (1 by default); REPLAY_BENCH_CORPUS="SEED ACCOUNTS DAYS FILES
 //! RECORDS_PER_FILE" generates another corpus (with large payloads) when CORPUS is missing.
 
-// The CLI's allocator, so that speed and peak RSS here are the CLI's.
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOC: trailhouse_pipeline::malloc::Allocator = trailhouse_pipeline::malloc::Allocator;
+// The CLI's allocator and its settings, so that speed and peak RSS here are the CLI's.
+trailhouse_pipeline::use_jemalloc!();
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -30,9 +30,75 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const MMAP_THRESHOLD: usize = 1 << 20;
 
 /// The global allocator of trailhouse's binaries: jemalloc (see the module's doc).
-/// A binary sets it with `#[global_allocator] static ALLOC: Allocator = Allocator;`.
+/// A binary sets it, with [`JEMALLOC_CONF`], by [`crate::use_jemalloc!`].
 #[cfg(not(target_env = "msvc"))]
 pub use tikv_jemallocator::Jemalloc as Allocator;
+
+/// jemalloc's settings in trailhouse's binaries: one arena per CPU, chosen by the
+/// CPU a thread runs on, instead of four per CPU shared out among the threads. The
+/// S3 paths run encodes on whichever of the async runtime's threads is free (six
+/// here), and with an arena each their freed pages stayed resident in six places:
+/// the 2 GiB object from S3 peaked at 238–263 MiB with the defaults (glibc: 245–251
+/// the same hour), 228–234 MiB with arenas per CPU (release CLI, two threads; README,
+/// Memory). `_RJEM_MALLOC_CONF` in the environment is read after it and overrides it.
+pub const JEMALLOC_CONF: &std::ffi::CStr = c"percpu_arena:percpu";
+
+/// Makes jemalloc ([`Allocator`], with [`JEMALLOC_CONF`]) the global allocator of
+/// the binary that calls it, at its root. The settings must be a symbol of the
+/// binary's own (`malloc_conf`, which jemalloc reads when it starts, before `main`):
+/// in a library the linker may leave it out, and jemalloc would silently use its
+/// defaults.
+#[macro_export]
+macro_rules! use_jemalloc {
+    () => {
+        #[cfg(not(target_env = "msvc"))]
+        #[global_allocator]
+        static ALLOC: $crate::malloc::Allocator = $crate::malloc::Allocator;
+
+        /// jemalloc's `malloc_conf` (tikv-jemalloc-sys prefixes its symbols).
+        #[cfg(not(target_env = "msvc"))]
+        #[unsafe(export_name = "_rjem_malloc_conf")]
+        #[used]
+        static JEMALLOC_MALLOC_CONF: $crate::malloc::ConfPtr =
+            $crate::malloc::ConfPtr($crate::malloc::JEMALLOC_CONF.as_ptr());
+    };
+}
+
+/// A C string pointer that may sit in a `static` ([`use_jemalloc!`]'s `malloc_conf`:
+/// `const char *`, never written).
+#[repr(transparent)]
+pub struct ConfPtr(pub *const std::ffi::c_char);
+
+// SAFETY: it points to a constant, NUL-terminated string that nothing writes.
+unsafe impl Sync for ConfPtr {}
+
+/// A string setting of jemalloc's as it runs (`opt.percpu_arena`, say), or `None` if
+/// jemalloc has no such string setting.
+#[cfg(not(target_env = "msvc"))]
+pub fn jemalloc_setting(name: &std::ffi::CStr) -> Option<String> {
+    let mut value: *const std::ffi::c_char = std::ptr::null();
+    let mut len = std::mem::size_of::<*const std::ffi::c_char>();
+    // SAFETY: `value` has room for the `const char *` that string settings return,
+    // `len` says so, and nothing is written to jemalloc (new value null, length 0).
+    let rc = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr(),
+            (&raw mut value).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 || value.is_null() || len != std::mem::size_of::<*const std::ffi::c_char>() {
+        return None;
+    }
+    // SAFETY: jemalloc returned a pointer to one of its NUL-terminated constants.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
 
 /// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`], which also stops glibc from
 /// raising it, and notes the resident size before any work as the base of
