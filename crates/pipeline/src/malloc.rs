@@ -34,14 +34,17 @@ pub const MMAP_THRESHOLD: usize = 1 << 20;
 #[cfg(not(target_env = "msvc"))]
 pub use tikv_jemallocator::Jemalloc as Allocator;
 
-/// jemalloc's settings in trailhouse's binaries: one arena per CPU, chosen by the
-/// CPU a thread runs on, instead of four per CPU shared out among the threads. The
-/// S3 paths run encodes on whichever of the async runtime's threads is free (six
+/// jemalloc's settings in trailhouse's binaries: two arenas, instead of four per CPU.
+/// The S3 paths run encodes on whichever of the async runtime's threads is free (six
 /// here), and with an arena each their freed pages stayed resident in six places:
 /// the 2 GiB object from S3 peaked at 238–263 MiB with the defaults (glibc: 245–251
-/// the same hour), 228–234 MiB with arenas per CPU (release CLI, two threads; README,
-/// Memory). `_RJEM_MALLOC_CONF` in the environment is read after it and overrides it.
-pub const JEMALLOC_CONF: &std::ffi::CStr = c"percpu_arena:percpu";
+/// the same hour), 220–221 MiB with two arenas, 228–234 MiB with one per CPU
+/// (`percpu_arena`), which took the same file from a folder from 175–184 to 207–208
+/// MiB, where two arenas kept it at 170–173 (release CLI, two threads; README,
+/// Memory). Measured on a 2-core machine only: where many cores allocate at once,
+/// more arenas may be faster. `_RJEM_MALLOC_CONF` in the environment (`narenas:8`,
+/// say) is read after this and overrides it.
+pub const JEMALLOC_CONF: &std::ffi::CStr = c"narenas:2";
 
 /// Makes jemalloc ([`Allocator`], with [`JEMALLOC_CONF`]) the global allocator of
 /// the binary that calls it, at its root. The settings must be a symbol of the
@@ -72,32 +75,25 @@ pub struct ConfPtr(pub *const std::ffi::c_char);
 // SAFETY: it points to a constant, NUL-terminated string that nothing writes.
 unsafe impl Sync for ConfPtr {}
 
-/// A string setting of jemalloc's as it runs (`opt.percpu_arena`, say), or `None` if
-/// jemalloc has no such string setting.
+/// jemalloc's setting of the number of arenas threads are shared out among
+/// (`opt.narenas`; it makes one more for huge allocations), or `None` if it does not
+/// say.
 #[cfg(not(target_env = "msvc"))]
-pub fn jemalloc_setting(name: &std::ffi::CStr) -> Option<String> {
-    let mut value: *const std::ffi::c_char = std::ptr::null();
-    let mut len = std::mem::size_of::<*const std::ffi::c_char>();
-    // SAFETY: `value` has room for the `const char *` that string settings return,
-    // `len` says so, and nothing is written to jemalloc (new value null, length 0).
+pub fn jemalloc_arenas() -> Option<u32> {
+    let mut value: std::ffi::c_uint = 0;
+    let mut len = std::mem::size_of::<std::ffi::c_uint>();
+    // SAFETY: `value` has room for the `unsigned` this setting returns, `len` says so,
+    // and nothing is written to jemalloc (new value null, length 0).
     let rc = unsafe {
         tikv_jemalloc_sys::mallctl(
-            name.as_ptr(),
+            c"opt.narenas".as_ptr(),
             (&raw mut value).cast(),
             &mut len,
             std::ptr::null_mut(),
             0,
         )
     };
-    if rc != 0 || value.is_null() || len != std::mem::size_of::<*const std::ffi::c_char>() {
-        return None;
-    }
-    // SAFETY: jemalloc returned a pointer to one of its NUL-terminated constants.
-    Some(
-        unsafe { std::ffi::CStr::from_ptr(value) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    (rc == 0 && len == std::mem::size_of::<std::ffi::c_uint>()).then_some(value)
 }
 
 /// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`], which also stops glibc from
