@@ -4,7 +4,8 @@
 //! Parquet encode) are in `crates/pipeline/benches/stages.rs`.
 
 // The CLI's allocator (`trailhouse_pipeline::malloc::Allocator`), which the mapper's
-// many small allocations meet first.
+// many small allocations meet first; not its two-arena setting (`use_jemalloc!`,
+// which this crate cannot reach), which a one-thread bench does not meet.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -5,7 +5,8 @@
 //! only what C libraries allocate for themselves (zstd's contexts).
 //!
 //! Against glibc's malloc (profiling builds of `replay_bench`, alternating, the same
-//! hour; README, Memory): the benchmark corpus on one core 0.94–0.97 of the time,
+//! hour, jemalloc with its default arenas; [`JEMALLOC_CONF`] has the two-arena
+//! figures; README, Memory): the benchmark corpus on one core 0.94–0.97 of the time,
 //! peak RSS +8 MiB (~120 MiB); on two threads 0.95, +35–40 MiB (~180 MiB); the 2 GiB
 //! file 0.88 and 0.92, peak 157–171 MiB against 198–200; the 10 GB corpus 0.89, peak
 //! 209 against 210 MiB with 139 trims instead of 233. Same files, byte for byte.
