@@ -148,8 +148,10 @@ pub fn trims() -> u64 {
 
 /// Gives the memory freed into the allocators back to the system when the process
 /// is resident for more than `budget` bytes above its base: jemalloc's unused dirty
-/// pages ([`purge_jemalloc`]) and glibc's free pages (`malloc_trim`). Call it right
-/// after freeing a large amount (a partition written). Returns whether it trimmed.
+/// pages ([`purge_jemalloc`]), the zstd compression contexts kept for reuse (at most
+/// 8 MiB, `vendor/zstd/PATCHED.md`) and glibc's free pages (`malloc_trim`). Call it
+/// right after freeing a large amount (a partition written). Returns whether it
+/// trimmed.
 ///
 /// Freed memory stays in the allocators for reuse (jemalloc returns it by itself
 /// after about ten seconds unused), but reuse is imperfect: a long replay's peak
@@ -162,6 +164,8 @@ pub fn trim_above(budget: u64) -> bool {
         return false;
     }
     let purged = purge_jemalloc();
+    // Allocated by zstd with glibc's malloc, so freed before its trim.
+    zstd::bulk::free_pooled_contexts();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     let trimmed = {
         // SAFETY: malloc_trim takes the allocator's locks and only returns free pages.
