@@ -16,10 +16,10 @@ fn trimming_frees_the_pooled_zstd_contexts() {
         .collect();
     drop(compressors);
     assert_eq!(pooled_contexts(), 8);
-    // Above a budget the process is over: nothing is trimmed, the pool stays.
+    // Under its budget the process trims nothing, and the pool stays.
     assert!(!trim_above(u64::MAX));
     assert_eq!(pooled_contexts(), 8);
-    // Over it.
+    // Over it, the pool goes too.
     assert!(trim_above(0));
     assert_eq!(pooled_contexts(), 0);
 }
