@@ -8,34 +8,10 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 use parquet::basic::{Compression, LogicalType, TimeUnit, Type as PhysicalType};
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use trailhouse_lake::{Layout, PartitionKey, WriteOptions, encode_partition, file_schema};
-use trailhouse_ocsf::{ObjectContext, OcsfBuilder, OcsfClass, Source};
+use trailhouse_lake::{Layout, WriteOptions, encode_partition, file_schema};
 
-fn record(id: &str, time: &str) -> String {
-    format!(
-        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","principalId":"AIDA","arn":"arn:aws:iam::123456789012:user/a","accountId":"123456789012","userName":"a"}},"eventTime":"{time}","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.1","userAgent":"ua","requestParameters":{{"x":1}},"responseElements":null,"requestID":"r","eventID":"{id}","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management"}}"#
-    )
-}
-
-fn batch(records: &[String]) -> RecordBatch {
-    let ctx = ObjectContext::default();
-    let mut b = OcsfBuilder::new();
-    for r in records {
-        b.append_bytes(r.as_bytes(), &ctx).unwrap();
-    }
-    b.finish().unwrap()
-}
-
-fn key() -> PartitionKey {
-    PartitionKey::new(
-        Source::CloudTrailMgmt,
-        OcsfClass::ApiActivity,
-        "us-east-1",
-        "123456789012",
-        20240102,
-    )
-    .unwrap()
-}
+mod common;
+use common::{batch, key, record};
 
 fn read(bytes: &[u8]) -> Vec<RecordBatch> {
     ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))

@@ -4,9 +4,11 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use trailhouse_lake::{Layout, PartitionKey, WriteOptions, encode_partition};
-use trailhouse_ocsf::{ObjectContext, OcsfBuilder, OcsfClass, Source};
+use trailhouse_lake::{Layout, WriteOptions, encode_partition};
 use zstd::bulk::{Compressor, Decompressor, POOL_CONTEXTS, pooled_contexts};
+
+mod common;
+use common::{batch, key, record};
 
 /// The pool is the process's; these tests count it, so they take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -15,22 +17,12 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn record(i: usize) -> String {
-    format!(
-        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","principalId":"AIDA{i}","arn":"arn:aws:iam::123456789012:user/u{i}","accountId":"123456789012","userName":"u{i}"}},"eventTime":"2024-01-02T10:{:02}:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.{}","userAgent":"aws-cli/2.15","requestParameters":{{"maxResults":{i}}},"responseElements":null,"requestID":"req-{i}","eventID":"ev-{i}","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management"}}"#,
-        i % 60,
-        i % 250
-    )
-}
-
-/// About 1.3 KB of CloudTrail JSON: compressible, and as short as most pages of a
+/// About 1 KB of CloudTrail JSON: compressible, and as short as most pages of a
 /// partition's file, whose contexts the pool keeps.
 fn json() -> Vec<u8> {
-    (0..3)
-        .map(record)
-        .collect::<Vec<_>>()
-        .join("\n")
-        .into_bytes()
+    let time = "2024-01-02T10:00:00Z";
+    let ids = ["ev-0", "ev-1"];
+    ids.map(|id| record(id, time)).join("\n").into_bytes()
 }
 
 /// Bytes zstd cannot shrink, so that its tables grow to their full size.
@@ -125,20 +117,10 @@ fn the_pool_keeps_small_contexts_up_to_its_count() {
 fn parquet_files_leave_their_contexts_for_the_next() {
     let _turn = serial();
     let held = drain();
-    let ctx = ObjectContext::default();
-    let mut b = OcsfBuilder::new();
-    for i in 0..64 {
-        b.append_bytes(record(i).as_bytes(), &ctx).unwrap();
-    }
-    let batch = b.finish().unwrap();
-    let key = PartitionKey::new(
-        Source::CloudTrailMgmt,
-        OcsfClass::ApiActivity,
-        "us-east-1",
-        "123456789012",
-        20240102,
-    )
-    .unwrap();
+    let records: Vec<_> = (0..64)
+        .map(|i| record(&format!("ev-{i}"), "2024-01-02T10:00:00Z"))
+        .collect();
+    let (batch, key) = (batch(&records), key());
     let write = || {
         encode_partition(
             &key,
